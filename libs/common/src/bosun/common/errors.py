@@ -54,7 +54,9 @@ class ForbiddenError(ApiError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
-class TooManyRequestsError(ApiError):
+class ResourceExhaustedError(ApiError):
+    """Overload (too many requests in flight) or a request or object that is too large."""
+
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
@@ -76,7 +78,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     cls.code: cls
     for cls in (
         NotFoundError, AlreadyExistsError, ConflictError, InvalidError, PreconditionError,
-        UnauthenticatedError, ForbiddenError, TooManyRequestsError, ExpiredError,
+        UnauthenticatedError, ForbiddenError, ResourceExhaustedError, ExpiredError,
         UnavailableError, DeadlineExceededError,
     )
 }

@@ -1,0 +1,1 @@
+"""Bosun apiserver: the only component that talks to etcd."""

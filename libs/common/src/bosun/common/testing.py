@@ -1,0 +1,73 @@
+"""Small object builders for tests and examples (the minimum valid object of each kind)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bosun.api.v1 import apps_pb2, coordination_pb2, core_pb2
+
+
+def pod(
+    name: str,
+    *,
+    namespace: str = "default",
+    labels: Mapping[str, str] | None = None,
+    image: str = "busybox:1.36",
+    node_name: str = "",
+    containers: int = 1,
+) -> core_pb2.Pod:
+    obj = core_pb2.Pod(api_version="v1", kind="Pod")
+    obj.metadata.name = name
+    obj.metadata.namespace = namespace
+    obj.metadata.labels.update(labels or {})
+    for index in range(containers):
+        obj.spec.containers.add(name=f"c{index}", image=image, command=["sleep", "3600"])
+    if node_name:
+        obj.spec.node_name = node_name
+    return obj
+
+
+def namespace(name: str) -> core_pb2.Namespace:
+    obj = core_pb2.Namespace(api_version="v1", kind="Namespace")
+    obj.metadata.name = name
+    return obj
+
+
+def config_map(
+    name: str, data: Mapping[str, str] | None = None, *, namespace: str = "default"
+) -> core_pb2.ConfigMap:
+    obj = core_pb2.ConfigMap(api_version="v1", kind="ConfigMap")
+    obj.metadata.name = name
+    obj.metadata.namespace = namespace
+    obj.data.update(data or {})
+    return obj
+
+
+def node(name: str, *, cpu: str = "4", memory: str = "8Gi") -> core_pb2.Node:
+    obj = core_pb2.Node(api_version="v1", kind="Node")
+    obj.metadata.name = name
+    obj.status.capacity.update({"cpu": cpu, "memory": memory, "pods": "110"})
+    obj.status.allocatable.update({"cpu": cpu, "memory": memory, "pods": "110"})
+    return obj
+
+
+def lease(name: str, *, namespace: str = "kube-system") -> coordination_pb2.Lease:
+    obj = coordination_pb2.Lease(api_version="coordination.k8s.io/v1", kind="Lease")
+    obj.metadata.name = name
+    obj.metadata.namespace = namespace
+    return obj
+
+
+def replica_set(
+    name: str, *, replicas: int = 1, labels: Mapping[str, str] | None = None,
+    namespace: str = "default",
+) -> apps_pb2.ReplicaSet:
+    selector = dict(labels or {"app": name})
+    obj = apps_pb2.ReplicaSet(api_version="apps/v1", kind="ReplicaSet")
+    obj.metadata.name = name
+    obj.metadata.namespace = namespace
+    obj.spec.replicas = replicas
+    obj.spec.selector.match_labels.update(selector)
+    obj.spec.template.metadata.labels.update(selector)
+    obj.spec.template.spec.containers.add(name="app", image="busybox:1.36")
+    return obj

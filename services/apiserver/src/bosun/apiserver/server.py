@@ -1,0 +1,134 @@
+"""Assembly of an apiserver: storage, one watch cache per kind, the registry and the gRPC server.
+
+`ApiServer.start()` connects to etcd (waiting for it), starts the caches, creates the system
+namespaces and begins serving; `stop(grace)` stops accepting requests, lets in-flight ones
+finish within `grace` seconds, ends watches and closes etcd. Tests run it in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from bosun.api.apiserver.v1 import apiserver_pb2
+from bosun.apiserver.compactor import Compactor
+from bosun.apiserver.registry import MAX_OBJECT_BYTES, Registry, prefix_for
+from bosun.apiserver.service import SERVICE_NAME, ApiService, generic_handler
+from bosun.apiserver.storage import EtcdStorage, StorageError
+from bosun.apiserver.watchcache import WatchCache
+from bosun.common import kinds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiServerConfig:
+    etcd_servers: Sequence[str]
+    listen: str = "127.0.0.1:6443"
+    watch_cache_size: int = 10_000
+    watcher_buffer: int = 1_000
+    replay_revisions: int = 10_000
+    compaction_interval: float = 300.0
+    max_inflight: int = 400
+    bookmark_interval: float = 5.0
+    max_object_bytes: int = MAX_OBJECT_BYTES
+    # Requests up to this size reach the handlers, which refuse objects over the object limit
+    # with a clear message; grpc itself refuses anything larger.
+    max_message_bytes: int = 8 * 1024 * 1024
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
+    tls_cert: bytes | None = None
+    tls_key: bytes | None = None
+
+
+class ApiServer:
+    def __init__(self, config: ApiServerConfig) -> None:
+        self.config = config
+        self.storage = EtcdStorage(config.etcd_servers)
+        self.caches = {
+            info.kind: WatchCache(
+                info, self.storage, prefix=prefix_for(info),
+                capacity=config.watch_cache_size, watcher_buffer=config.watcher_buffer,
+                replay_revisions=config.replay_revisions,
+            )
+            for info in kinds.KINDS.values()
+        }
+        self.registry = Registry(
+            self.storage, self.caches, max_object_bytes=config.max_object_bytes
+        )
+        self.service = ApiService(
+            self.registry, self.caches, max_inflight=config.max_inflight,
+            bookmark_interval=config.bookmark_interval,
+        )
+        self.compactor = Compactor(self.storage, interval=config.compaction_interval)
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, *, etcd_timeout: float = 60.0) -> None:
+        await self.storage.connect()
+        await self._wait_for_etcd(etcd_timeout)
+        for cache in self.caches.values():
+            cache.start()
+        await asyncio.gather(*(cache.ready.wait() for cache in self.caches.values()))
+        await self.registry.ensure_system_namespaces()
+        self._tasks.append(asyncio.create_task(self.compactor.run(), name="compactor"))
+
+        options = [
+            ("grpc.max_receive_message_length", self.config.max_message_bytes),
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ]
+        server = grpc.aio.server(interceptors=list(self.config.interceptors), options=options)
+        server.add_generic_rpc_handlers((generic_handler(self.service),))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        _ = apiserver_pb2  # registers the service descriptor for reflection
+        if self.config.tls_cert and self.config.tls_key:
+            credentials = grpc.ssl_server_credentials(((self.config.tls_key, self.config.tls_cert),))
+            self.port = server.add_secure_port(self.config.listen, credentials)
+        else:
+            self.port = server.add_insecure_port(self.config.listen)
+        await server.start()
+        self.server = server
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        log.info("apiserver serving on port %d", self.port)
+
+    async def _wait_for_etcd(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                await self.storage.current_revision()
+                return
+            except StorageError as error:
+                if loop.time() > deadline:
+                    raise
+                log.warning("waiting for etcd: %s", error)
+                await asyncio.sleep(0.5)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        for cache in self.caches.values():
+            await cache.stop()
+        if self.server is not None:
+            await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.storage.close()
+
+    async def wait(self) -> None:
+        if self.server is not None:
+            await self.server.wait_for_termination()

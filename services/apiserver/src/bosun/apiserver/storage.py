@@ -1,0 +1,341 @@
+"""The apiserver's storage layer: a small interface over etcd v3, and its etcd3aio implementation.
+
+Everything above this module speaks in keys, bytes and revisions. The interface is deliberately
+narrow (get, list, create, update, delete, watch, compact) so that the etcd client library can
+be swapped without touching the registry or the watch cache.
+
+Writes are etcd transactions with a precondition on the key's revision, which is what gives the
+API its optimistic concurrency: `create` requires create_revision == 0, `update` and `delete`
+require mod_revision == the revision the caller read. A failed precondition returns the current
+state of the key in the same round trip, so the caller can tell "changed" from "gone".
+
+Writes are never retried here: after a lost connection a write may or may not have been applied,
+and only the caller knows whether repeating it is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import grpc
+from etcd3aio import Etcd3Client, EtcdConnectionError, EtcdError, EtcdTransientError
+from etcd3aio import _protobuf as etcd_protos
+from etcd3aio.kv import KVService, prefix_range_end
+
+log = logging.getLogger(__name__)
+
+# etcd's generated messages and stubs, as etcd3aio registers them.
+rpc_pb2: Any = etcd_protos.rpc_pb2
+rpc_pb2_grpc: Any = etcd_protos.rpc_pb2_grpc
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: bytes
+    mod_revision: int
+    create_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListResult:
+    kvs: list[KeyValue]
+    # The revision the range was read at.
+    revision: int
+    # Whether keys remain past the `limit`, and how many keys the range holds in all.
+    more: bool
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StorageEvent:
+    type: Literal["PUT", "DELETE"]
+    key: str
+    # The new value for PUT; empty for DELETE.
+    value: bytes
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """Events in revision order, plus the revision the stream is known to be complete up to."""
+
+    events: list[StorageEvent]
+    revision: int
+
+
+class StorageError(Exception):
+    pass
+
+
+class StorageUnavailableError(StorageError):
+    """etcd could not be reached; a write may or may not have been applied."""
+
+
+class KeyExistsError(StorageError):
+    def __init__(self, current: KeyValue | None) -> None:
+        super().__init__("key exists")
+        self.current = current
+
+
+class KeyNotFoundError(StorageError):
+    pass
+
+
+class RevisionConflictError(StorageError):
+    """The key's revision is not the one the write was conditioned on."""
+
+    def __init__(self, current: KeyValue | None) -> None:
+        super().__init__("revision conflict")
+        self.current = current
+
+
+class CompactedError(StorageError):
+    """The requested revision has been compacted away."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"revision compacted (oldest available: {compact_revision})")
+        self.compact_revision = compact_revision
+
+
+class Storage(Protocol):
+    async def get(self, key: str) -> KeyValue | None: ...
+
+    async def list(
+        self, prefix: str, *, revision: int = 0, start_key: str = "", limit: int = 0
+    ) -> ListResult: ...
+
+    async def current_revision(self) -> int: ...
+
+    async def create(self, key: str, value: bytes) -> int: ...
+
+    async def update(self, key: str, value: bytes, *, expected_revision: int) -> int: ...
+
+    async def delete(self, key: str, *, expected_revision: int) -> int: ...
+
+    def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchBatch]: ...
+
+    def request_progress(self, prefix: str) -> None: ...
+
+    async def unchanged_between(
+        self, prefix: str, *, after: int, at: int, expected_count: int
+    ) -> bool: ...
+
+    async def compact(self, revision: int) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _kv(raw: Any) -> KeyValue:
+    return KeyValue(
+        key=raw.key.decode(), value=raw.value,
+        mod_revision=raw.mod_revision, create_revision=raw.create_revision,
+    )
+
+
+def _is_compacted(error: grpc.aio.AioRpcError) -> bool:
+    return error.code() == grpc.StatusCode.OUT_OF_RANGE or "compacted" in (error.details() or "")
+
+
+class EtcdStorage:
+    """Storage on an etcd v3 cluster through etcd3aio (reads) and its raw stubs (watch)."""
+
+    def __init__(self, endpoints: Sequence[str], *, request_timeout: float = 10.0) -> None:
+        self._client = Etcd3Client(list(endpoints), rpc_max_attempts=3)
+        self._timeout = request_timeout
+        self._kv: KVService | None = None
+        self._watch_stub: Any = None
+        # The request queue of each open watch stream, by prefix, for progress requests.
+        self._progress_queues: dict[str, asyncio.Queue[rpc_pb2.WatchRequest]] = {}
+
+    async def connect(self) -> None:
+        await self._client.connect()
+        self._kv = self._client.kv
+        self._watch_stub = rpc_pb2_grpc.WatchStub(self._client._channel)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @property
+    def kv(self) -> KVService:
+        if self._kv is None:
+            raise RuntimeError("EtcdStorage.connect() was not called")
+        return self._kv
+
+    @contextlib.asynccontextmanager
+    async def _errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (EtcdConnectionError, EtcdTransientError) as error:
+            raise StorageUnavailableError(str(error)) from error
+        except grpc.aio.AioRpcError as error:
+            if _is_compacted(error):
+                raise CompactedError(0) from error
+            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise StorageUnavailableError(error.details() or error.code().name) from error
+            raise StorageError(f"etcd: {error.code().name}: {error.details()}") from error
+        except (EtcdError, TimeoutError) as error:
+            raise StorageUnavailableError(f"etcd: {error}") from error
+
+    async def get(self, key: str) -> KeyValue | None:
+        async with self._errors():
+            response = await self.kv.get(key, timeout=self._timeout)
+        return _kv(response.kvs[0]) if response.kvs else None
+
+    async def list(
+        self, prefix: str, *, revision: int = 0, start_key: str = "", limit: int = 0
+    ) -> ListResult:
+        """Keys under `prefix` (from `start_key` on) in key order, at `revision` (0: now)."""
+        async with self._errors():
+            response = await self.kv.get(
+                start_key or prefix, prefix_range_end(prefix), revision=revision, limit=limit,
+                timeout=self._timeout,
+            )
+        return ListResult(
+            [_kv(raw) for raw in response.kvs], int(response.header.revision),
+            bool(response.more), int(response.count),
+        )
+
+    async def unchanged_between(
+        self, prefix: str, *, after: int, at: int, expected_count: int
+    ) -> bool:
+        """Whether no key under `prefix` was written in (after, at] and `expected_count` keys
+        exist at `at`: then a state exact at `after` is also exact at `at` (a key both created
+        and deleted in between is the one change this cannot see)."""
+        end = prefix_range_end(prefix)
+        base = {"key": prefix.encode(), "range_end": end, "revision": at, "count_only": True}
+        try:
+            async with self._errors():
+                total = await self.kv._stub.Range(rpc_pb2.RangeRequest(**base), timeout=self._timeout)
+                written = await self.kv._stub.Range(
+                    rpc_pb2.RangeRequest(**base, min_mod_revision=after + 1), timeout=self._timeout
+                )
+        except CompactedError:
+            return False
+        return int(total.count) == expected_count and int(written.count) == 0
+
+    async def current_revision(self) -> int:
+        async with self._errors():
+            response = await self.kv.get("\x00", count_only=True, timeout=self._timeout)
+        return int(response.header.revision)
+
+    async def _txn(self, compare: Any, success: Any, key: str) -> tuple[bool, int, KeyValue | None]:
+        failure = [KVService.txn_op_get(key)]
+        async with self._errors():
+            response = await self.kv.txn(
+                [compare], success, failure, timeout=self._timeout, max_attempts=1
+            )
+        if response.succeeded:
+            return True, int(response.header.revision), None
+        kvs = response.responses[0].response_range.kvs
+        return False, int(response.header.revision), _kv(kvs[0]) if kvs else None
+
+    async def create(self, key: str, value: bytes) -> int:
+        ok, revision, current = await self._txn(
+            KVService.txn_compare_create_revision(key, 0), [KVService.txn_op_put(key, value)], key
+        )
+        if not ok:
+            raise KeyExistsError(current)
+        return revision
+
+    async def update(self, key: str, value: bytes, *, expected_revision: int) -> int:
+        compare = rpc_pb2.Compare(
+            result=rpc_pb2.Compare.EQUAL, target=rpc_pb2.Compare.MOD, key=key.encode(),
+            mod_revision=expected_revision,
+        )
+        ok, revision, current = await self._txn(compare, [KVService.txn_op_put(key, value)], key)
+        if not ok:
+            if current is None:
+                raise KeyNotFoundError(key)
+            raise RevisionConflictError(current)
+        return revision
+
+    async def delete(self, key: str, *, expected_revision: int) -> int:
+        compare = rpc_pb2.Compare(
+            result=rpc_pb2.Compare.EQUAL, target=rpc_pb2.Compare.MOD, key=key.encode(),
+            mod_revision=expected_revision,
+        )
+        ok, revision, current = await self._txn(compare, [KVService.txn_op_delete(key)], key)
+        if not ok:
+            if current is None:
+                raise KeyNotFoundError(key)
+            raise RevisionConflictError(current)
+        return revision
+
+    async def compact(self, revision: int) -> None:
+        async with self._errors():
+            try:
+                await self.kv.compact(revision, timeout=self._timeout)
+            except grpc.aio.AioRpcError as error:
+                if "compacted" in (error.details() or ""):
+                    return  # already compacted at or beyond this revision
+                raise
+
+    def request_progress(self, prefix: str) -> None:
+        """Ask the watch stream on `prefix` to report the revision it is complete up to.
+
+        etcd answers with an event-less response whose header revision is that mark (only once
+        the stream has caught up, so callers re-ask until they see the revision they need).
+        """
+        queue = self._progress_queues.get(prefix)
+        if queue is not None:
+            queue.put_nowait(rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest()))
+
+    async def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchBatch]:
+        """Stream changes under `prefix` from `start_revision` on, in revision order.
+
+        Ends with CompactedError when `start_revision` is older than etcd's history, and with
+        StorageUnavailableError when the stream breaks; the caller decides how to resume.
+        """
+        requests: asyncio.Queue[rpc_pb2.WatchRequest] = asyncio.Queue()
+        requests.put_nowait(
+            rpc_pb2.WatchRequest(
+                create_request=rpc_pb2.WatchCreateRequest(
+                    key=prefix.encode(), range_end=prefix_range_end(prefix),
+                    start_revision=start_revision, progress_notify=True,
+                )
+            )
+        )
+
+        async def request_stream() -> AsyncIterator[rpc_pb2.WatchRequest]:
+            while True:
+                yield await requests.get()
+
+        call = self._watch_stub.Watch(request_stream())
+        self._progress_queues[prefix] = requests
+        try:
+            async for response in call:
+                if response.created:
+                    # Its header revision says nothing about replayed history still to come.
+                    continue
+                if response.compact_revision:
+                    raise CompactedError(int(response.compact_revision))
+                if response.canceled:
+                    raise StorageUnavailableError(f"etcd cancelled the watch: {response.cancel_reason}")
+                events = [
+                    StorageEvent(
+                        "PUT" if raw.type == 0 else "DELETE", raw.kv.key.decode(),
+                        raw.kv.value, int(raw.kv.mod_revision),
+                    )
+                    for raw in response.events
+                ]
+                # A response's header revision is only a completeness mark for progress
+                # notifications (no events); with events, the last event's revision is.
+                revision = events[-1].revision if events else int(response.header.revision)
+                yield WatchBatch(events, revision)
+            raise StorageUnavailableError("etcd closed the watch stream")
+        except grpc.aio.AioRpcError as error:
+            if _is_compacted(error):
+                raise CompactedError(0) from error
+            raise StorageUnavailableError(
+                f"etcd watch broke: {error.code().name}: {error.details()}"
+            ) from error
+        finally:
+            if self._progress_queues.get(prefix) is requests:
+                del self._progress_queues[prefix]
+            call.cancel()
