@@ -49,7 +49,7 @@ def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    index = min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))
+    index = min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))
     return ordered[index]
 
 
@@ -82,16 +82,20 @@ def rss_mb(pid: int) -> float:
 # ---------------------------------------------------------------------- watch fan-out
 
 
-def watcher_process(target: str, resource_version: str, watchers: int, events: int,
-                    ready: Any, results: Any) -> None:
+def watcher_process(
+    target: str, resource_version: str, watchers: int, events: int, ready: Any, results: Any
+) -> None:
     async def run() -> list[float]:
         latencies: list[float] = []
         async with Client(target, timeout=None) as api:
+
             async def one() -> None:
                 seen = 0
                 stream = api.config_maps.watch(
-                    namespace="default", field_selector="metadata.name=fanout",
-                    resource_version=resource_version, allow_bookmarks=False,
+                    namespace="default",
+                    field_selector="metadata.name=fanout",
+                    resource_version=resource_version,
+                    allow_bookmarks=False,
                 )
                 async for event in stream:
                     now = time.time()
@@ -110,8 +114,9 @@ def watcher_process(target: str, resource_version: str, watchers: int, events: i
     results.put(asyncio.run(run()))
 
 
-async def watch_fanout(target: str, *, watchers: int, events: int, processes: int,
-                       rate: float) -> dict[str, float]:
+async def watch_fanout(
+    target: str, *, watchers: int, events: int, processes: int, rate: float
+) -> dict[str, float]:
     async with Client(target) as api:
         created = await api.config_maps.create(testing.config_map("fanout", {"t": "0"}))
         rv = created.metadata.resource_version
@@ -122,8 +127,9 @@ async def watch_fanout(target: str, *, watchers: int, events: int, processes: in
         per_process = watchers // processes
         for _ in range(processes):
             ready = ctx.Event()
-            proc = ctx.Process(target=watcher_process,
-                               args=(target, rv, per_process, events, ready, results))
+            proc = ctx.Process(
+                target=watcher_process, args=(target, rv, per_process, events, ready, results)
+            )
             proc.start()
             procs.append(proc)
             readies.append(ready)
@@ -133,7 +139,8 @@ async def watch_fanout(target: str, *, watchers: int, events: int, processes: in
         started = time.perf_counter()
         for index in range(events):
             await api.config_maps.update(
-                _fanout_object(index), timeout=10,
+                _fanout_object(index),
+                timeout=10,
             )
             delay = started + (index + 1) * interval - time.perf_counter()
             if delay > 0:
@@ -162,7 +169,9 @@ def _fanout_object(index: int) -> Any:
 # ---------------------------------------------------------------------- main
 
 
-async def run(args: argparse.Namespace, etcd: LocalEtcd, apiserver_pid: int, target: str) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, etcd: LocalEtcd, apiserver_pid: int, target: str
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     concurrency = args.concurrency
 
@@ -175,7 +184,8 @@ async def run(args: argparse.Namespace, etcd: LocalEtcd, apiserver_pid: int, tar
         for round_ in range(args.repeats):
             rate, _ = await closed_loop(
                 lambda i, r=round_: kv.put(f"/bench/put/{r}/{i}", value),
-                total=args.ops, concurrency=concurrency,
+                total=args.ops,
+                concurrency=concurrency,
             )
             put_rates.append(rate)
             rate, _ = await closed_loop(
@@ -183,7 +193,8 @@ async def run(args: argparse.Namespace, etcd: LocalEtcd, apiserver_pid: int, tar
                     [KVService.txn_compare_create_revision(f"/bench/txn/{r}/{i}", 0)],
                     [KVService.txn_op_put(f"/bench/txn/{r}/{i}", value)],
                 ),
-                total=args.ops, concurrency=concurrency,
+                total=args.ops,
+                concurrency=concurrency,
             )
             txn_rates.append(rate)
         await kv.delete("/bench/", b"/bench0")
@@ -196,8 +207,11 @@ async def run(args: argparse.Namespace, etcd: LocalEtcd, apiserver_pid: int, tar
         for round_ in range(args.repeats):
             round_names = [f"bench-{round_}-{i}" for i in range(args.ops)]
             rate, lat = await closed_loop(
-                lambda i, n=round_names: api.pods.create(testing.pod(n[i], labels={"app": "bench"})),
-                total=args.ops, concurrency=concurrency,
+                lambda i, n=round_names: api.pods.create(
+                    testing.pod(n[i], labels={"app": "bench"})
+                ),
+                total=args.ops,
+                concurrency=concurrency,
             )
             create_rates.append(rate)
             create_p50.append(percentile(lat, 0.5))
@@ -207,27 +221,37 @@ async def run(args: argparse.Namespace, etcd: LocalEtcd, apiserver_pid: int, tar
         results["create_p50_ms"] = statistics.median(create_p50)
         results["create_p99_ms"] = statistics.median(create_p99)
         results["create_vs_etcd_ratio"] = results["create_per_s"] / results["raw_etcd_put_per_s"]
-        results["create_vs_etcd_txn_ratio"] = results["create_per_s"] / results["raw_etcd_txn_per_s"]
+        results["create_vs_etcd_txn_ratio"] = (
+            results["create_per_s"] / results["raw_etcd_txn_per_s"]
+        )
 
         rate, lat = await closed_loop(
             lambda i: api.pods.get(names[i % len(names)]), total=args.ops, concurrency=concurrency
         )
-        results.update(get_per_s=rate, get_p50_ms=percentile(lat, 0.5), get_p99_ms=percentile(lat, 0.99))
+        results.update(
+            get_per_s=rate, get_p50_ms=percentile(lat, 0.5), get_p99_ms=percentile(lat, 0.99)
+        )
 
         async def update(i: int) -> None:
             pod = testing.pod(names[i % len(names)], labels={"app": "bench", "gen": str(i)})
             await api.pods.update(pod)
 
         rate, lat = await closed_loop(update, total=args.ops, concurrency=concurrency)
-        results.update(update_per_s=rate, update_p50_ms=percentile(lat, 0.5),
-                       update_p99_ms=percentile(lat, 0.99))
+        results.update(
+            update_per_s=rate,
+            update_p50_ms=percentile(lat, 0.5),
+            update_p99_ms=percentile(lat, 0.99),
+        )
 
         # List of `list_size` pods: top up to that many, then time full Lists.
         existing = len(names)
         if existing < args.list_size:
             extra = [f"list-{i}" for i in range(args.list_size - existing)]
-            await closed_loop(lambda i: api.pods.create(testing.pod(extra[i])),
-                              total=len(extra), concurrency=concurrency)
+            await closed_loop(
+                lambda i: api.pods.create(testing.pod(extra[i])),
+                total=len(extra),
+                concurrency=concurrency,
+            )
         list_times = []
         count = 0
         for _ in range(5):
@@ -238,8 +262,15 @@ async def run(args: argparse.Namespace, etcd: LocalEtcd, apiserver_pid: int, tar
         results["list_items"] = count
         results["list_ms"] = statistics.median(list_times)
 
-    results.update(await watch_fanout(target, watchers=args.watchers, events=args.events,
-                                      processes=args.watch_processes, rate=args.event_rate))
+    results.update(
+        await watch_fanout(
+            target,
+            watchers=args.watchers,
+            events=args.events,
+            processes=args.watch_processes,
+            rate=args.event_rate,
+        )
+    )
 
     results["apiserver_rss_mb"] = rss_mb(apiserver_pid)
     if args.memory_pods:
@@ -251,9 +282,13 @@ async def memory_test(target: str, pid: int, pods: int, concurrency: int) -> dic
     async with Client(target, timeout=60) as api:
         await api.namespaces.create(testing.namespace("memory"))
         await closed_loop(
-            lambda i: api.pods.create(testing.pod(f"mem-{i}", namespace="memory",
-                                                  labels={"app": "memory", "shard": str(i % 10)})),
-            total=pods, concurrency=concurrency,
+            lambda i: api.pods.create(
+                testing.pod(
+                    f"mem-{i}", namespace="memory", labels={"app": "memory", "shard": str(i % 10)}
+                )
+            ),
+            total=pods,
+            concurrency=concurrency,
         )
         listed = await api.pods.list(namespace="memory", limit=1)
         total = (listed.remaining_item_count or 0) + len(listed.items)
@@ -263,9 +298,21 @@ async def memory_test(target: str, pid: int, pods: int, concurrency: int) -> dic
 def start_apiserver(etcd: LocalEtcd, port: int, log: Path) -> subprocess.Popen[bytes]:
     binary = Path(sys.executable).parent / "bosun-apiserver"
     return subprocess.Popen(
-        [str(binary), "--etcd-servers", etcd.endpoint, "--listen", f"127.0.0.1:{port}",
-         "--metrics-port", "0", "--log-level", "WARNING", "--max-requests-inflight", "2000"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            str(binary),
+            "--etcd-servers",
+            etcd.endpoint,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--metrics-port",
+            "0",
+            "--log-level",
+            "WARNING",
+            "--max-requests-inflight",
+            "2000",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -298,7 +345,9 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ops", type=int, default=3000, help="operations per throughput round")
     parser.add_argument("--repeats", type=int, default=3, help="rounds per throughput figure")
     parser.add_argument("--concurrency", type=int, default=64)
@@ -307,8 +356,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--event-rate", type=float, default=200.0, help="fan-out writes per second")
     parser.add_argument("--watch-processes", type=int, default=2)
-    parser.add_argument("--memory-pods", type=int, default=0,
-                        help="also create this many pods and report apiserver RSS (e.g. 50000)")
+    parser.add_argument(
+        "--memory-pods",
+        type=int,
+        default=0,
+        help="also create this many pods and report apiserver RSS (e.g. 50000)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -325,7 +378,9 @@ def main() -> None:
             proc.wait(10)
             etcd.stop()
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    results["parameters"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    results["parameters"] = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+    }
     print_table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

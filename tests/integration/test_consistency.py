@@ -90,16 +90,14 @@ async def test_informer_cache_equals_a_fresh_list_after_a_storm(client: Client) 
     await asyncio.gather(*(storm(w) for w in range(5)))
     fresh = await client.config_maps.list()
 
-    async def converged() -> None:
-        while True:
-            cached = {k: o.metadata.resource_version for k, o in
-                      ((k, informer.store.get(k)) for k in informer.store.keys()) if o}
-            want = {f"default/{c.metadata.name}": c.metadata.resource_version for c in fresh.items}
-            if cached == want:
-                return
-            await asyncio.sleep(0.05)
+    want = {f"default/{c.metadata.name}": c.metadata.resource_version for c in fresh.items}
 
-    await asyncio.wait_for(converged(), 10)
+    def cached() -> dict[str, str]:
+        return {
+            f"default/{o.metadata.name}": o.metadata.resource_version for o in informer.store.list()
+        }
+
+    await testing.eventually(lambda: cached() == want)
     await informer.stop()
 
 
@@ -119,11 +117,9 @@ async def test_informer_relists_after_out_of_range_and_converges(
         relists = informer.relists
         informer.start()  # ... and resumes from a version that left the window
 
-        async def converged() -> None:
-            while informer.relists == relists or informer.store.get("default/new") is None:
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(converged(), 10)
+        await testing.eventually(
+            lambda: informer.relists > relists and informer.store.get("default/new") is not None
+        )
         cfg = informer.store.get("default/cfg")
         assert cfg is not None
         assert cfg.data["n"] == "19"

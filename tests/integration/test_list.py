@@ -69,7 +69,7 @@ async def test_malformed_label_selector_is_invalid(client: Client) -> None:
 
 
 async def test_unsupported_field_selector_is_invalid(client: Client) -> None:
-    with pytest.raises(InvalidError, match="spec.hostname"):
+    with pytest.raises(InvalidError, match=r"spec\.hostname"):
         await client.pods.list(field_selector="spec.hostname=x")
 
 

@@ -100,7 +100,7 @@ async def test_immutable_selector_is_refused(client: Client) -> None:
     rs = await client.replica_sets.create(testing.replica_set("web"))
     rs.spec.selector.match_labels["app"] = "other"
     rs.spec.template.metadata.labels["app"] = "other"
-    with pytest.raises(InvalidError, match="spec.selector"):
+    with pytest.raises(InvalidError, match=r"spec\.selector"):
         await client.replica_sets.update(rs)
 
 

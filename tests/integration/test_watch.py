@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 import pytest
@@ -32,6 +32,11 @@ async def collect(stream: object, count: int, timeout: float = 20) -> list[Watch
     return events
 
 
+async def drain(stream: AsyncIterator[object]) -> None:
+    async for _ in stream:
+        pass
+
+
 async def test_watch_sees_every_rapid_update_in_order(client: Client) -> None:
     created = await client.config_maps.create(testing.config_map("counter", {"n": "0"}))
     stream = client.config_maps.watch(resource_version=created.metadata.resource_version)
@@ -53,7 +58,8 @@ async def test_empty_resource_version_sends_current_objects_as_added(client: Cli
     await client.config_maps.create(testing.config_map("two"))
     events = await collect(client.config_maps.watch(), 2)
     assert {(e.type, e.object.metadata.name) for e in events} == {  # type: ignore[attr-defined]
-        ("ADDED", "one"), ("ADDED", "two")
+        ("ADDED", "one"),
+        ("ADDED", "two"),
     }
 
 
@@ -79,7 +85,8 @@ async def test_label_selector_turns_relabelling_into_added_and_deleted(client: C
     await client.config_maps.patch("cfg", {"metadata": {"labels": {"app": "db"}}})
     events = await collector
     assert [(e.type, e.object.metadata.name) for e in events] == [  # type: ignore[attr-defined]
-        ("ADDED", "cfg"), ("DELETED", "cfg")
+        ("ADDED", "cfg"),
+        ("DELETED", "cfg"),
     ]
 
 
@@ -108,7 +115,9 @@ async def test_too_old_resource_version_is_out_of_range(
         for n in range(30):
             await api.config_maps.patch("cfg", {"data": {"n": str(n)}})
         with pytest.raises(ExpiredError, match="too old resource version"):
-            await collect(api.config_maps.watch(resource_version=first.metadata.resource_version), 1)
+            await collect(
+                api.config_maps.watch(resource_version=first.metadata.resource_version), 1
+            )
 
 
 async def test_slow_watcher_is_cut_off_without_blocking_others(
@@ -131,9 +140,7 @@ async def test_slow_watcher_is_cut_off_without_blocking_others(
         assert len(await fast) == 300
         assert (await first).type == "MODIFIED"
         with pytest.raises(ResourceExhaustedError, match="cut off"):
-            async with asyncio.timeout(20):
-                async for _ in slow:
-                    pass
+            await asyncio.wait_for(drain(slow), 20)
 
 
 async def test_idle_watch_receives_bookmarks_with_the_latest_version(

@@ -40,8 +40,12 @@ class MemoryStorage:
         cm.metadata.labels.update(labels or {})
         key = f"{PREFIX}default/{name}"
         old = self.data.get(key)
-        self.data[key] = KeyValue(key, cm.SerializeToString(), self.revision,
-                                  old.create_revision if old else self.revision)
+        self.data[key] = KeyValue(
+            key,
+            cm.SerializeToString(),
+            self.revision,
+            old.create_revision if old else self.revision,
+        )
         self.log.append(StorageEvent("PUT", key, cm.SerializeToString(), self.revision))
         self.changed.set()
         return self.revision
@@ -57,8 +61,9 @@ class MemoryStorage:
     async def current_revision(self) -> int:
         return self.revision
 
-    async def list(self, prefix: str, *, revision: int = 0, start_key: str = "",
-                   limit: int = 0) -> ListResult:
+    async def list(
+        self, prefix: str, *, revision: int = 0, start_key: str = "", limit: int = 0
+    ) -> ListResult:
         if revision and revision <= self.compacted:
             raise CompactedError(self.compacted)
         at = revision or self.revision
@@ -75,8 +80,9 @@ class MemoryStorage:
     def request_progress(self, prefix: str) -> None:
         self.changed.set()
 
-    async def unchanged_between(self, prefix: str, *, after: int, at: int,
-                                expected_count: int) -> bool:
+    async def unchanged_between(
+        self, prefix: str, *, after: int, at: int, expected_count: int
+    ) -> bool:
         written = any(after < e.revision <= at for e in self.log)
         return not written and len((await self.list(prefix, revision=at)).kvs) == expected_count
 
@@ -98,8 +104,14 @@ class MemoryStorage:
 @pytest.fixture
 async def storage_and_cache() -> AsyncIterator[tuple[MemoryStorage, WatchCache]]:
     storage = MemoryStorage()
-    cache = WatchCache(kinds.KINDS["ConfigMap"], storage, prefix=PREFIX,  # type: ignore[arg-type]
-                       capacity=5, watcher_buffer=3, replay_revisions=0)
+    cache = WatchCache(
+        kinds.KINDS["ConfigMap"],
+        storage,
+        prefix=PREFIX,  # type: ignore[arg-type]
+        capacity=5,
+        watcher_buffer=3,
+        replay_revisions=0,
+    )
     cache.start()
     await asyncio.wait_for(cache.ready.wait(), 5)
     yield storage, cache
@@ -162,7 +174,8 @@ async def test_selector_change_is_added_then_deleted(
     revision = storage.put("a", {"app": "db"})
     await cache.wait_for_revision(revision)
     assert [decode(b) for b in watcher.buffer] == [
-        (apiserver_pb2.ADDED, "a"), (apiserver_pb2.DELETED, "a")
+        (apiserver_pb2.ADDED, "a"),
+        (apiserver_pb2.DELETED, "a"),
     ]
 
 
@@ -190,11 +203,6 @@ async def test_compaction_past_the_cache_expires_watchers_and_relists(
     storage.put("a")
     storage.compacted = storage.put("b")
     storage.broken = False
-    await asyncio.wait_for(_until(lambda: cache.rebuilds == 1 and cache.ready.is_set()), 5)
+    await testing.eventually(lambda: cache.rebuilds == 1 and cache.ready.is_set(), timeout=5)
     assert isinstance(watcher.error, ExpiredError)
     assert [o.name for o in cache.list(Filter())] == ["a", "b"]
-
-
-async def _until(predicate: object) -> None:
-    while not predicate():  # type: ignore[operator]
-        await asyncio.sleep(0.01)

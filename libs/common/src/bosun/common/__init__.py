@@ -1,1 +1,1 @@
-"""Bosun's shared client library: kinds, client, informer, work queue, leader election, telemetry."""
+"""Bosun's shared library: kinds, client, informer, work queue, leader election, telemetry."""

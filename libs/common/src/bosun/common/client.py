@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
@@ -113,14 +113,22 @@ class ResourceClient(Generic[T]):
     # -------------------------------------------------------------- calls
 
     async def create(
-        self, obj: T, *, dry_run: bool = False, timeout: float | None = _UNSET,
+        self,
+        obj: T,
+        *,
+        dry_run: bool = False,
+        timeout: float | None = _UNSET,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> T:
         request = apiserver_pb2.CreateRequest(object=self._wrap(obj), dry_run=dry_run)
         return self._unwrap(await self._client.call("Create", request, timeout, metadata))
 
     async def get(
-        self, name: str, *, namespace: str = "", timeout: float | None = _UNSET,
+        self,
+        name: str,
+        *,
+        namespace: str = "",
+        timeout: float | None = _UNSET,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> T:
         request = apiserver_pb2.GetRequest(
@@ -131,14 +139,23 @@ class ResourceClient(Generic[T]):
         )
 
     async def list(
-        self, *, namespace: str = "", label_selector: str = "", field_selector: str = "",
-        limit: int = 0, continue_token: str = "", timeout: float | None = _UNSET,
+        self,
+        *,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int = 0,
+        continue_token: str = "",
+        timeout: float | None = _UNSET,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> ObjectList[T]:
         """One page (all objects when `limit` is 0). `namespace=""` lists all namespaces."""
         request = apiserver_pb2.ListRequest(
-            kind=self.info.kind, namespace=namespace if self.info.namespaced else "",
-            label_selector=label_selector, field_selector=field_selector, limit=limit,
+            kind=self.info.kind,
+            namespace=namespace if self.info.namespaced else "",
+            label_selector=label_selector,
+            field_selector=field_selector,
+            limit=limit,
             continue_token=continue_token,
         )
         response = await self._client.call("List", request, timeout, metadata, idempotent=True)
@@ -147,12 +164,18 @@ class ResourceClient(Generic[T]):
             response.metadata.resource_version,
             response.metadata.continue_token,
             response.metadata.remaining_item_count
-            if response.metadata.HasField("remaining_item_count") else None,
+            if response.metadata.HasField("remaining_item_count")
+            else None,
         )
 
     async def list_all(
-        self, *, namespace: str = "", label_selector: str = "", field_selector: str = "",
-        page_size: int = 500, timeout: float | None = _UNSET,
+        self,
+        *,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        page_size: int = 500,
+        timeout: float | None = _UNSET,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> ObjectList[T]:
         """Every matching object, fetched in pages of `page_size`, as one consistent snapshot."""
@@ -161,9 +184,13 @@ class ResourceClient(Generic[T]):
         resource_version = ""
         while True:
             page = await self.list(
-                namespace=namespace, label_selector=label_selector,
-                field_selector=field_selector, limit=page_size, continue_token=token,
-                timeout=timeout, metadata=metadata,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                limit=page_size,
+                continue_token=token,
+                timeout=timeout,
+                metadata=metadata,
             )
             items.extend(page.items)
             resource_version = resource_version or page.resource_version
@@ -172,7 +199,11 @@ class ResourceClient(Generic[T]):
                 return ObjectList(items, resource_version)
 
     async def update(
-        self, obj: T, *, dry_run: bool = False, timeout: float | None = _UNSET,
+        self,
+        obj: T,
+        *,
+        dry_run: bool = False,
+        timeout: float | None = _UNSET,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> T:
         """Replace spec and metadata. A set metadata.resourceVersion must still be current."""
@@ -180,36 +211,59 @@ class ResourceClient(Generic[T]):
         return self._unwrap(await self._client.call("Update", request, timeout, metadata))
 
     async def update_status(
-        self, obj: T, *, dry_run: bool = False, timeout: float | None = _UNSET,
+        self,
+        obj: T,
+        *,
+        dry_run: bool = False,
+        timeout: float | None = _UNSET,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> T:
         request = apiserver_pb2.UpdateRequest(object=self._wrap(obj), dry_run=dry_run)
         return self._unwrap(await self._client.call("UpdateStatus", request, timeout, metadata))
 
     async def patch(
-        self, name: str, patch: Mapping[str, Any] | str, *, namespace: str = "",
-        status: bool = False, dry_run: bool = False, timeout: float | None = _UNSET,
+        self,
+        name: str,
+        patch: Mapping[str, Any] | str,
+        *,
+        namespace: str = "",
+        status: bool = False,
+        dry_run: bool = False,
+        timeout: float | None = _UNSET,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> T:
         """Apply a JSON merge patch (RFC 7386) written with Kubernetes field names."""
         request = apiserver_pb2.PatchRequest(
-            kind=self.info.kind, namespace=self._namespace(namespace), name=name,
+            kind=self.info.kind,
+            namespace=self._namespace(namespace),
+            name=name,
             type=apiserver_pb2.PATCH_TYPE_MERGE,
             patch=patch if isinstance(patch, str) else json.dumps(patch),
-            status=status, dry_run=dry_run,
+            status=status,
+            dry_run=dry_run,
         )
         return self._unwrap(await self._client.call("Patch", request, timeout, metadata))
 
     async def delete(
-        self, name: str, *, namespace: str = "", grace_period_seconds: int | None = None,
-        uid: str = "", resource_version: str = "", propagation_policy: str = "",
-        dry_run: bool = False, timeout: float | None = _UNSET,
+        self,
+        name: str,
+        *,
+        namespace: str = "",
+        grace_period_seconds: int | None = None,
+        uid: str = "",
+        resource_version: str = "",
+        propagation_policy: str = "",
+        dry_run: bool = False,
+        timeout: float | None = _UNSET,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> DeleteResult[T]:
         request = apiserver_pb2.DeleteRequest(
-            kind=self.info.kind, namespace=self._namespace(namespace), name=name,
+            kind=self.info.kind,
+            namespace=self._namespace(namespace),
+            name=name,
             preconditions=apiserver_pb2.Preconditions(uid=uid, resource_version=resource_version),
-            propagation_policy=propagation_policy, dry_run=dry_run,
+            propagation_policy=propagation_policy,
+            dry_run=dry_run,
         )
         if grace_period_seconds is not None:
             request.grace_period_seconds = grace_period_seconds
@@ -217,8 +271,14 @@ class ResourceClient(Generic[T]):
         return DeleteResult(self._unwrap(response.object), response.removed)
 
     async def bind(
-        self, name: str, node_name: str, *, namespace: str = "", uid: str = "",
-        timeout: float | None = _UNSET, metadata: Sequence[tuple[str, str]] = (),
+        self,
+        name: str,
+        node_name: str,
+        *,
+        namespace: str = "",
+        uid: str = "",
+        timeout: float | None = _UNSET,
+        metadata: Sequence[tuple[str, str]] = (),
     ) -> T:
         """Assign a pod to a node (pods only); ConflictError when it is already assigned."""
         if self.info.kind != "Pod":
@@ -229,26 +289,39 @@ class ResourceClient(Generic[T]):
         return self._unwrap(await self._client.call("Bind", request, timeout, metadata))
 
     async def watch(
-        self, *, namespace: str = "", label_selector: str = "", field_selector: str = "",
-        resource_version: str = "", allow_bookmarks: bool = True, timeout: float | None = None,
+        self,
+        *,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        resource_version: str = "",
+        allow_bookmarks: bool = True,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] = (),
-    ) -> AsyncIterator[WatchEvent[T]]:
+    ) -> AsyncGenerator[WatchEvent[T], None]:
         """Events after `resource_version` (empty: current objects as ADDED first).
 
         ExpiredError (OUT_OF_RANGE) means the version left the server's window: relist.
         """
         request = apiserver_pb2.WatchRequest(
-            kind=self.info.kind, namespace=namespace if self.info.namespaced else "",
-            label_selector=label_selector, field_selector=field_selector,
-            resource_version=resource_version, allow_bookmarks=allow_bookmarks,
+            kind=self.info.kind,
+            namespace=namespace if self.info.namespaced else "",
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
+            allow_bookmarks=allow_bookmarks,
         )
         call = self._client.stub.Watch(
-            request, timeout=timeout, metadata=self._client.metadata(metadata),
+            request,
+            timeout=timeout,
+            metadata=self._client.metadata(metadata),
             wait_for_ready=True,
         )
         try:
             async for event in call:
-                yield WatchEvent(_EVENT_NAMES.get(event.type, "UNKNOWN"), self._unwrap(event.object))
+                yield WatchEvent(
+                    _EVENT_NAMES.get(event.type, "UNKNOWN"), self._unwrap(event.object)
+                )
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from None
         finally:
@@ -300,8 +373,13 @@ class Client:
         return base + tuple(extra)
 
     async def call(
-        self, method: str, request: Message, timeout: float | None,
-        metadata: Sequence[tuple[str, str]], *, idempotent: bool = False,
+        self,
+        method: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str]],
+        *,
+        idempotent: bool = False,
     ) -> Any:
         rpc: Callable[..., Awaitable[Any]] = getattr(self.stub, method)
         effective_timeout = self.timeout if timeout is _UNSET else timeout
@@ -310,7 +388,9 @@ class Client:
         async def attempt() -> Any:
             try:
                 return await rpc(
-                    request, timeout=effective_timeout, metadata=call_metadata,
+                    request,
+                    timeout=effective_timeout,
+                    metadata=call_metadata,
                     wait_for_ready=True,
                 )
             except grpc.aio.AioRpcError as error:
@@ -350,10 +430,12 @@ def _default_channel(
     ]
     if ca_cert is not None:
         credentials = grpc.ssl_channel_credentials(root_certificates=ca_cert)
-        return grpc.aio.secure_channel(target, credentials, options=options,
-                                       interceptors=list(interceptors) or None)
-    return grpc.aio.insecure_channel(target, options=options,
-                                     interceptors=list(interceptors) or None)
+        return grpc.aio.secure_channel(
+            target, credentials, options=options, interceptors=list(interceptors) or None
+        )
+    return grpc.aio.insecure_channel(
+        target, options=options, interceptors=list(interceptors) or None
+    )
 
 
 # ---------------------------------------------------------------------- synchronous wrapper
@@ -362,14 +444,15 @@ def _default_channel(
 class SyncClient:
     """A blocking facade for scripts: runs a Client on a private event loop thread.
 
-        with SyncClient("127.0.0.1:6443") as client:
-            pod = client.pods.get("web-0")
+    with SyncClient("127.0.0.1:6443") as client:
+        pod = client.pods.get("web-0")
     """
 
     def __init__(self, target: str, **kwargs: Any) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="bosun-sync-client")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="bosun-sync-client"
+        )
         self._thread.start()
 
         async def make() -> Client:
@@ -378,9 +461,7 @@ class SyncClient:
         self._client = self._run(make())
 
     def _run(self, coroutine: Awaitable[Any]) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(
-            cast(Any, coroutine), self._loop
-        )
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(cast(Any, coroutine), self._loop)
         return future.result()
 
     def resource(self, kind: str) -> _SyncResource:

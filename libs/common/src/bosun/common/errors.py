@@ -77,9 +77,17 @@ class DeadlineExceededError(ApiError):
 _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     cls.code: cls
     for cls in (
-        NotFoundError, AlreadyExistsError, ConflictError, InvalidError, PreconditionError,
-        UnauthenticatedError, ForbiddenError, ResourceExhaustedError, ExpiredError,
-        UnavailableError, DeadlineExceededError,
+        NotFoundError,
+        AlreadyExistsError,
+        ConflictError,
+        InvalidError,
+        PreconditionError,
+        UnauthenticatedError,
+        ForbiddenError,
+        ResourceExhaustedError,
+        ExpiredError,
+        UnavailableError,
+        DeadlineExceededError,
     )
 }
 

@@ -23,6 +23,7 @@ indexes: "namespace", "label" ("key=value" for each label) and any custom indexe
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 from collections import defaultdict
@@ -63,7 +64,9 @@ class Store(Generic[T]):
     def __init__(self, indexers: Mapping[str, Indexer] | None = None) -> None:
         self._items: dict[str, T] = {}
         self._indexers: dict[str, Indexer] = {
-            NAMESPACE_INDEX: _namespace_index, LABEL_INDEX: _label_index, **(indexers or {}),
+            NAMESPACE_INDEX: _namespace_index,
+            LABEL_INDEX: _label_index,
+            **(indexers or {}),
         }
         self._indexes: dict[str, defaultdict[str, set[str]]] = {
             name: defaultdict(set) for name in self._indexers
@@ -81,15 +84,16 @@ class Store(Generic[T]):
     def get_by_name(self, name: str, namespace: str = "") -> T | None:
         return self._items.get(f"{namespace}/{name}" if namespace else name)
 
-    def keys(self) -> list[str]:
+    def list_keys(self) -> builtins.list[str]:
+        """A snapshot of the keys (safe to iterate while the store changes)."""
         return list(self._items)
 
-    def list(self, namespace: str = "") -> list[T]:
+    def list(self, namespace: str = "") -> builtins.list[T]:
         if not namespace:
             return list(self._items.values())
         return self.by_index(NAMESPACE_INDEX, namespace)
 
-    def by_index(self, index: str, value: str) -> list[T]:
+    def by_index(self, index: str, value: str) -> builtins.list[T]:
         return [self._items[key] for key in self._indexes[index].get(value, ())]
 
     def index_keys(self, index: str, value: str) -> set[str]:
@@ -204,22 +208,30 @@ class Informer(Generic[T]):
                 self.resource_version = ""
                 continue
             except InvalidError:
-                log.exception("%s informer: the server refused the request", self.resource.info.resource)
+                log.exception(
+                    "%s informer: the server refused the request", self.resource.info.resource
+                )
                 await asyncio.sleep(self.max_backoff)
             except ApiError as error:
-                log.info("%s watch interrupted (%s); resuming from %s",
-                         self.resource.info.resource, error, self.resource_version or "a relist")
+                log.info(
+                    "%s watch interrupted (%s); resuming from %s",
+                    self.resource.info.resource,
+                    error,
+                    self.resource_version or "a relist",
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
 
     async def _relist(self) -> None:
         listed = await self.resource.list_all(
-            namespace=self.namespace, label_selector=self.label_selector,
-            field_selector=self.field_selector, page_size=self.page_size,
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            page_size=self.page_size,
         )
         self.relists += 1
         fresh = {object_key(obj): obj for obj in listed.items}
-        for key in self.store.keys():
+        for key in self.store.list_keys():
             if key not in fresh:
                 old = self.store.remove(key)
                 if old is not None:
@@ -235,8 +247,10 @@ class Informer(Generic[T]):
 
     async def _watch(self) -> None:
         async for event in self.resource.watch(
-            namespace=self.namespace, label_selector=self.label_selector,
-            field_selector=self.field_selector, resource_version=self.resource_version,
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            resource_version=self.resource_version,
             allow_bookmarks=True,
         ):
             obj = event.object

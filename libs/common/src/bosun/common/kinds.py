@@ -32,27 +32,49 @@ class KindInfo:
 
 
 _ALL: tuple[KindInfo, ...] = (
-    KindInfo("Namespace", "v1", "namespaces", "namespace", core_pb2.Namespace, False, True, ("ns",)),
+    KindInfo(
+        "Namespace", "v1", "namespaces", "namespace", core_pb2.Namespace, False, True, ("ns",)
+    ),
     KindInfo("Node", "v1", "nodes", "node", core_pb2.Node, False, True, ("no",)),
     KindInfo("Pod", "v1", "pods", "pod", core_pb2.Pod, True, True, ("po",)),
     KindInfo("Event", "v1", "events", "event", core_pb2.Event, True, False, ("ev",)),
     KindInfo(
         "Lease", "coordination.k8s.io/v1", "leases", "lease", coordination_pb2.Lease, True, False
     ),
-    KindInfo("ConfigMap", "v1", "configmaps", "config_map", core_pb2.ConfigMap, True, False, ("cm",)),
+    KindInfo(
+        "ConfigMap", "v1", "configmaps", "config_map", core_pb2.ConfigMap, True, False, ("cm",)
+    ),
     KindInfo("Secret", "v1", "secrets", "secret", core_pb2.Secret, True, False),
     KindInfo(
-        "ServiceAccount", "v1", "serviceaccounts", "service_account", core_pb2.ServiceAccount,
-        True, False, ("sa",),
+        "ServiceAccount",
+        "v1",
+        "serviceaccounts",
+        "service_account",
+        core_pb2.ServiceAccount,
+        True,
+        False,
+        ("sa",),
     ),
     KindInfo("Service", "v1", "services", "service", core_pb2.Service, True, True, ("svc",)),
     KindInfo("Endpoints", "v1", "endpoints", "endpoints", core_pb2.Endpoints, True, False, ("ep",)),
     KindInfo(
-        "ReplicaSet", "apps/v1", "replicasets", "replica_set", apps_pb2.ReplicaSet, True, True,
+        "ReplicaSet",
+        "apps/v1",
+        "replicasets",
+        "replica_set",
+        apps_pb2.ReplicaSet,
+        True,
+        True,
         ("rs",),
     ),
     KindInfo(
-        "Deployment", "apps/v1", "deployments", "deployment", apps_pb2.Deployment, True, True,
+        "Deployment",
+        "apps/v1",
+        "deployments",
+        "deployment",
+        apps_pb2.Deployment,
+        True,
+        True,
         ("deploy",),
     ),
 )
@@ -84,9 +106,7 @@ def for_message(message: Message) -> KindInfo:
     try:
         return _BY_MESSAGE[message.DESCRIPTOR.full_name]
     except KeyError:
-        raise UnknownKindError(
-            f"{message.DESCRIPTOR.full_name} is not an API kind"
-        ) from None
+        raise UnknownKindError(f"{message.DESCRIPTOR.full_name} is not an API kind") from None
 
 
 def wrap(message: Message) -> object_pb2.Object:

@@ -57,23 +57,38 @@ class LocalEtcd:
         peer_url = f"http://127.0.0.1:{self.peer_port}"
         return [
             str(etcd_binary()),
-            "--name", "bosun",
-            "--data-dir", str(self.data_dir),
-            "--listen-client-urls", client_url,
-            "--advertise-client-urls", client_url,
-            "--listen-peer-urls", peer_url,
-            "--initial-advertise-peer-urls", peer_url,
-            "--initial-cluster", f"bosun={peer_url}",
-            "--quota-backend-bytes", str(self.quota_bytes),
-            "--log-level", "warn",
+            "--name",
+            "bosun",
+            "--data-dir",
+            str(self.data_dir),
+            "--listen-client-urls",
+            client_url,
+            "--advertise-client-urls",
+            client_url,
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            peer_url,
+            "--initial-cluster",
+            f"bosun={peer_url}",
+            "--quota-backend-bytes",
+            str(self.quota_bytes),
+            "--log-level",
+            "warn",
         ]
 
     def start(self, *, timeout: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=log, start_new_session=True,
-            env={**os.environ, "ETCD_UNSUPPORTED_ARCH": os.environ.get("ETCD_UNSUPPORTED_ARCH", "")},
+            self.command(),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env={
+                **os.environ,
+                "ETCD_UNSUPPORTED_ARCH": os.environ.get("ETCD_UNSUPPORTED_ARCH", ""),
+            },
         )
         self.wait_healthy(timeout=timeout)
 

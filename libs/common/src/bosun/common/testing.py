@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 
 from bosun.api.v1 import apps_pb2, coordination_pb2, core_pb2
 
@@ -59,7 +60,10 @@ def lease(name: str, *, namespace: str = "kube-system") -> coordination_pb2.Leas
 
 
 def replica_set(
-    name: str, *, replicas: int = 1, labels: Mapping[str, str] | None = None,
+    name: str,
+    *,
+    replicas: int = 1,
+    labels: Mapping[str, str] | None = None,
     namespace: str = "default",
 ) -> apps_pb2.ReplicaSet:
     selector = dict(labels or {"app": name})
@@ -71,3 +75,13 @@ def replica_set(
     obj.spec.template.metadata.labels.update(selector)
     obj.spec.template.spec.containers.add(name="app", image="busybox:1.36")
     return obj
+
+
+async def eventually(
+    condition: Callable[[], bool], *, timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    """Wait until `condition()` holds (polling another component's observable state);
+    TimeoutError after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - polling state that has no event to await
+            await asyncio.sleep(interval)

@@ -23,25 +23,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Bosun apiserver: validates, stores (etcd) and watches API objects over gRPC.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--etcd-servers", default="127.0.0.1:2379",
-                        help="comma-separated etcd client endpoints (host:port)")
+    parser.add_argument(
+        "--etcd-servers",
+        default="127.0.0.1:2379",
+        help="comma-separated etcd client endpoints (host:port)",
+    )
     parser.add_argument("--listen", default="0.0.0.0:6443", help="gRPC listen address")
-    parser.add_argument("--metrics-port", type=int, default=9090,
-                        help="Prometheus /metrics port (0 disables)")
+    parser.add_argument(
+        "--metrics-port", type=int, default=9090, help="Prometheus /metrics port (0 disables)"
+    )
     parser.add_argument("--tls-cert-file", type=Path, help="serve TLS with this certificate")
     parser.add_argument("--tls-private-key-file", type=Path, help="the certificate's key")
-    parser.add_argument("--watch-cache-size", type=int, default=10_000,
-                        help="events of history kept per kind for resuming watches")
-    parser.add_argument("--watcher-buffer", type=int, default=1_000,
-                        help="events a watch client may fall behind before it is cut off")
-    parser.add_argument("--compaction-interval", type=float, default=300.0,
-                        help="seconds between etcd compactions (each keeps one interval)")
-    parser.add_argument("--max-requests-inflight", type=int, default=400,
-                        help="concurrent unary requests before RESOURCE_EXHAUSTED")
-    parser.add_argument("--bookmark-interval", type=float, default=5.0,
-                        help="seconds of watch idleness before a BOOKMARK is sent")
-    parser.add_argument("--shutdown-grace", type=float, default=10.0,
-                        help="seconds in-flight requests get on SIGTERM")
+    parser.add_argument(
+        "--watch-cache-size",
+        type=int,
+        default=10_000,
+        help="events of history kept per kind for resuming watches",
+    )
+    parser.add_argument(
+        "--watcher-buffer",
+        type=int,
+        default=1_000,
+        help="events a watch client may fall behind before it is cut off",
+    )
+    parser.add_argument(
+        "--compaction-interval",
+        type=float,
+        default=300.0,
+        help="seconds between etcd compactions (each keeps one interval)",
+    )
+    parser.add_argument(
+        "--max-requests-inflight",
+        type=int,
+        default=400,
+        help="concurrent unary requests before RESOURCE_EXHAUSTED",
+    )
+    parser.add_argument(
+        "--bookmark-interval",
+        type=float,
+        default=5.0,
+        help="seconds of watch idleness before a BOOKMARK is sent",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=10.0,
+        help="seconds in-flight requests get on SIGTERM",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
     parser.add_argument("--tracing-exporter", choices=("none", "console", "otlp"), default="none")
@@ -80,8 +108,9 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configure_logging("apiserver", level=args.log_level, json=args.log_format == "json")
-    configure_tracing("bosun-apiserver", exporter=args.tracing_exporter,
-                      endpoint=args.tracing_endpoint)
+    configure_tracing(
+        "bosun-apiserver", exporter=args.tracing_exporter, endpoint=args.tracing_endpoint
+    )
     start_metrics_server(args.metrics_port)
     install_uvloop()
     asyncio.run(serve(args))

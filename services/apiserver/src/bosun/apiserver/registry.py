@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import secrets
 import uuid
@@ -63,7 +64,6 @@ from bosun.common.errors import (
     NotFoundError,
     PreconditionError,
     ResourceExhaustedError,
-    UnavailableError,
 )
 from bosun.common.kinds import KindInfo
 from bosun.common.mergepatch import apply_merge_patch
@@ -84,7 +84,11 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_RETRIES = 20
 # ObjectMeta fields only the server writes: clients' values are ignored on create and update.
 _SERVER_MANAGED_METADATA = (
-    "uid", "creation_timestamp", "deletion_timestamp", "deletion_grace_period_seconds", "generation",
+    "uid",
+    "creation_timestamp",
+    "deletion_timestamp",
+    "deletion_grace_period_seconds",
+    "generation",
 )
 
 Clock = Callable[[], datetime]
@@ -170,7 +174,9 @@ class ContinueToken:
             data = json.loads(base64.urlsafe_b64decode(token.encode()))
             return cls(int(data["rv"]), str(data["start"]))
         except (binascii.Error, ValueError, KeyError, TypeError):
-            raise InvalidError(f'continue: Invalid value: "{token}": not a continue token') from None
+            raise InvalidError(
+                f'continue: Invalid value: "{token}": not a continue token'
+            ) from None
 
 
 class Registry:
@@ -260,7 +266,7 @@ class Registry:
             "deletion_timestamp"
         ):
             raise PreconditionError(
-                f'unable to create new content in namespace {namespace} because it is being '
+                f"unable to create new content in namespace {namespace} because it is being "
                 "terminated"
             )
 
@@ -332,7 +338,9 @@ class Registry:
             raise _not_found(info, name)
         return self._response(info, kv.value, kv.mod_revision)
 
-    def filter(self, info: KindInfo, namespace: str, label_selector: str, field_selector: str) -> Filter:
+    def filter(
+        self, info: KindInfo, namespace: str, label_selector: str, field_selector: str
+    ) -> Filter:
         try:
             labels = parse_label_selector(label_selector) if label_selector else None
         except SelectorError as error:
@@ -486,8 +494,12 @@ class Registry:
             return self._updated(info, current, new, status=status)
 
         response, _, _ = await self._write(
-            info, key_for(info, namespace, meta.name), meta.name, mutate,
-            precondition=precondition, dry_run=dry_run,
+            info,
+            key_for(info, namespace, meta.name),
+            meta.name,
+            mutate,
+            precondition=precondition,
+            dry_run=dry_run,
         )
         return response
 
@@ -532,7 +544,10 @@ class Registry:
         namespace = self._namespace_of(info, request.namespace)
         if not request.name:
             raise InvalidError("name: Required value")
-        if request.type not in (apiserver_pb2.PATCH_TYPE_UNSPECIFIED, apiserver_pb2.PATCH_TYPE_MERGE):
+        if request.type not in (
+            apiserver_pb2.PATCH_TYPE_UNSPECIFIED,
+            apiserver_pb2.PATCH_TYPE_MERGE,
+        ):
             raise InvalidError(f"type: Unsupported value: {request.type}")
         if request.status and not info.has_status:
             raise InvalidError(f"{info.kind} has no status; patch the object itself")
@@ -561,8 +576,12 @@ class Registry:
             return self._updated(info, current, patched, status=request.status)
 
         response, _, _ = await self._write(
-            info, key_for(info, namespace, request.name), request.name, mutate,
-            precondition=precondition, dry_run=request.dry_run,
+            info,
+            key_for(info, namespace, request.name),
+            request.name,
+            mutate,
+            precondition=precondition,
+            dry_run=request.dry_run,
         )
         return response
 
@@ -575,7 +594,9 @@ class Registry:
         if not name:
             raise InvalidError("name: Required value")
         if info.kind == "Namespace" and name in UNDELETABLE_NAMESPACES:
-            raise PreconditionError(f'namespace "{name}" is a system namespace and may not be deleted')
+            raise PreconditionError(
+                f'namespace "{name}" is a system namespace and may not be deleted'
+            )
         policy = request.propagation_policy or "Background"
         if policy not in ("Background", "Foreground", "Orphan"):
             raise InvalidError(
@@ -635,7 +656,9 @@ class Registry:
                 f"{pre.resource_version}, ResourceVersion in object meta: {current.revision}"
             )
 
-    def _delete_response(self, info: KindInfo, data: bytes, revision: int, *, removed: bool) -> bytes:
+    def _delete_response(
+        self, info: KindInfo, data: bytes, revision: int, *, removed: bool
+    ) -> bytes:
         envelope = self._response(info, data, revision)
         out = wire.length_delimited(1, envelope)
         if removed:
@@ -657,7 +680,10 @@ class Registry:
         if info.kind == "Pod":
             pod_grace = self._pod_grace(marked, grace)
             if pod_grace > 0:
-                if meta.HasField("deletion_timestamp") and meta.deletion_grace_period_seconds <= pod_grace:
+                if (
+                    meta.HasField("deletion_timestamp")
+                    and meta.deletion_grace_period_seconds <= pod_grace
+                ):
                     return marked  # already terminating at least as fast
                 self._timestamp(meta.deletion_timestamp, now + timedelta(seconds=pod_grace))
                 meta.deletion_grace_period_seconds = pod_grace
@@ -707,11 +733,13 @@ class Registry:
                     f"meta: {current.metadata.uid}"
                 )
             if current.metadata.HasField("deletion_timestamp"):
-                raise PreconditionError(f'pod "{request.name}" is being deleted, cannot be assigned')
+                raise PreconditionError(
+                    f'pod "{request.name}" is being deleted, cannot be assigned'
+                )
             if current.spec.node_name:
                 raise ConflictError(
                     f'Operation cannot be fulfilled on pods/binding "{request.name}": pod '
-                    f"{request.name} is already assigned to node \"{current.spec.node_name}\""
+                    f'{request.name} is already assigned to node "{current.spec.node_name}"'
                 )
             bound = type(current)()
             bound.CopyFrom(current)
@@ -728,8 +756,12 @@ class Registry:
             return bound
 
         response, _, _ = await self._write(
-            info, key_for(info, namespace, request.name), request.name, mutate,
-            precondition=None, dry_run=False,
+            info,
+            key_for(info, namespace, request.name),
+            request.name,
+            mutate,
+            precondition=None,
+            dry_run=False,
         )
         return response
 
@@ -742,10 +774,8 @@ class Registry:
             namespace = core_pb2.Namespace()
             namespace.metadata.name = name
             envelope = object_pb2.Object(namespace=namespace)
-            try:
+            with contextlib.suppress(AlreadyExistsError):
                 await self.create(envelope)
-            except AlreadyExistsError:
-                pass
 
 
 def copy_field(target: Any, source: Any, field: str) -> None:

@@ -53,8 +53,11 @@ class ApiServer:
         self.storage = EtcdStorage(config.etcd_servers)
         self.caches = {
             info.kind: WatchCache(
-                info, self.storage, prefix=prefix_for(info),
-                capacity=config.watch_cache_size, watcher_buffer=config.watcher_buffer,
+                info,
+                self.storage,
+                prefix=prefix_for(info),
+                capacity=config.watch_cache_size,
+                watcher_buffer=config.watcher_buffer,
                 replay_revisions=config.replay_revisions,
             )
             for info in kinds.KINDS.values()
@@ -63,7 +66,9 @@ class ApiServer:
             self.storage, self.caches, max_object_bytes=config.max_object_bytes
         )
         self.service = ApiService(
-            self.registry, self.caches, max_inflight=config.max_inflight,
+            self.registry,
+            self.caches,
+            max_inflight=config.max_inflight,
             bookmark_interval=config.bookmark_interval,
         )
         self.compactor = Compactor(self.storage, interval=config.compaction_interval)
@@ -94,7 +99,9 @@ class ApiServer:
         )
         _ = apiserver_pb2  # registers the service descriptor for reflection
         if self.config.tls_cert and self.config.tls_key:
-            credentials = grpc.ssl_server_credentials(((self.config.tls_key, self.config.tls_cert),))
+            credentials = grpc.ssl_server_credentials(
+                [(self.config.tls_key, self.config.tls_cert)]
+            )
             self.port = server.add_secure_port(self.config.listen, credentials)
         else:
             self.port = server.add_insecure_port(self.config.listen)

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "bosun.api.apiserver.v1.ApiServer"
 
-RequestT = TypeVar("RequestT", bound=Message)
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,7 @@ class ApiService:
     async def _call(
         self,
         request: Any,
-        context: grpc.aio.ServicerContext,
+        context: Context,
         handler: Callable[[Any], Awaitable[bytes]],
     ) -> bytes:
         if isinstance(request, Malformed):
@@ -110,41 +110,43 @@ class ApiService:
             self.inflight -= 1
         raise AssertionError("unreachable")  # context.abort always raises
 
-    async def create(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+    async def create(self, request: Any, context: Context) -> bytes:
         return await self._call(
-            request, context,
+            request,
+            context,
             lambda r: self.registry.create(r.object, dry_run=r.dry_run),
         )
 
-    async def get(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+    async def get(self, request: Any, context: Context) -> bytes:
         return await self._call(
             request, context, lambda r: self.registry.get(r.kind, r.namespace, r.name)
         )
 
-    async def list(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+    async def list(self, request: Any, context: Context) -> bytes:
         return await self._call(request, context, self.registry.list)
 
-    async def update(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+    async def update(self, request: Any, context: Context) -> bytes:
         return await self._call(
             request, context, lambda r: self.registry.update(r.object, dry_run=r.dry_run)
         )
 
-    async def update_status(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+    async def update_status(self, request: Any, context: Context) -> bytes:
         return await self._call(
-            request, context,
+            request,
+            context,
             lambda r: self.registry.update(r.object, status=True, dry_run=r.dry_run),
         )
 
-    async def patch(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+    async def patch(self, request: Any, context: Context) -> bytes:
         return await self._call(request, context, self.registry.patch)
 
-    async def delete(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+    async def delete(self, request: Any, context: Context) -> bytes:
         return await self._call(request, context, self.registry.delete)
 
-    async def bind(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+    async def bind(self, request: Any, context: Context) -> bytes:
         return await self._call(request, context, self.registry.bind)
 
-    async def watch(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def watch(self, request: Any, context: Context) -> AsyncIterator[bytes]:
         if isinstance(request, Malformed):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -153,7 +155,9 @@ class ApiService:
         try:
             info = self.registry.kind(request.kind)
             namespace = request.namespace if info.namespaced else ""
-            flt = self.registry.filter(info, namespace, request.label_selector, request.field_selector)
+            flt = self.registry.filter(
+                info, namespace, request.label_selector, request.field_selector
+            )
             cache = self.caches[info.kind]
             resource_version: int | None = None
             if request.resource_version not in ("", "0"):
@@ -198,11 +202,12 @@ class ApiService:
 
 def generic_handler(service: ApiService) -> grpc.GenericRpcHandler:
     def unary(
-        method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[bytes]],
+        method: Callable[[Any, Context], Awaitable[bytes]],
         request_type: type[Message],
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         return grpc.unary_unary_rpc_method_handler(
-            method, request_deserializer=_deserializer(request_type),
+            method,
+            request_deserializer=_deserializer(request_type),
             response_serializer=_serialize,
         )
 
@@ -219,7 +224,8 @@ def generic_handler(service: ApiService) -> grpc.GenericRpcHandler:
             "Delete": unary(service.delete, pb.DeleteRequest),
             "Bind": unary(service.bind, pb.BindRequest),
             "Watch": grpc.unary_stream_rpc_method_handler(
-                service.watch, request_deserializer=_deserializer(pb.WatchRequest),
+                service.watch,
+                request_deserializer=_deserializer(pb.WatchRequest),
                 response_serializer=_serialize,
             ),
         },

@@ -30,8 +30,8 @@ from etcd3aio.kv import KVService, prefix_range_end
 log = logging.getLogger(__name__)
 
 # etcd's generated messages and stubs, as etcd3aio registers them.
-rpc_pb2: Any = etcd_protos.rpc_pb2
-rpc_pb2_grpc: Any = etcd_protos.rpc_pb2_grpc
+rpc_pb2: Any = getattr(etcd_protos, "rpc_pb2")  # noqa: B009 - not re-exported for type checkers
+rpc_pb2_grpc: Any = getattr(etcd_protos, "rpc_pb2_grpc")  # noqa: B009
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +133,10 @@ class Storage(Protocol):
 
 def _kv(raw: Any) -> KeyValue:
     return KeyValue(
-        key=raw.key.decode(), value=raw.value,
-        mod_revision=raw.mod_revision, create_revision=raw.create_revision,
+        key=raw.key.decode(),
+        value=raw.value,
+        mod_revision=raw.mod_revision,
+        create_revision=raw.create_revision,
     )
 
 
@@ -193,12 +195,17 @@ class EtcdStorage:
         """Keys under `prefix` (from `start_key` on) in key order, at `revision` (0: now)."""
         async with self._errors():
             response = await self.kv.get(
-                start_key or prefix, prefix_range_end(prefix), revision=revision, limit=limit,
+                start_key or prefix,
+                prefix_range_end(prefix),
+                revision=revision,
+                limit=limit,
                 timeout=self._timeout,
             )
         return ListResult(
-            [_kv(raw) for raw in response.kvs], int(response.header.revision),
-            bool(response.more), int(response.count),
+            [_kv(raw) for raw in response.kvs],
+            int(response.header.revision),
+            bool(response.more),
+            int(response.count),
         )
 
     async def unchanged_between(
@@ -211,7 +218,9 @@ class EtcdStorage:
         base = {"key": prefix.encode(), "range_end": end, "revision": at, "count_only": True}
         try:
             async with self._errors():
-                total = await self.kv._stub.Range(rpc_pb2.RangeRequest(**base), timeout=self._timeout)
+                total = await self.kv._stub.Range(
+                    rpc_pb2.RangeRequest(**base), timeout=self._timeout
+                )
                 written = await self.kv._stub.Range(
                     rpc_pb2.RangeRequest(**base, min_mod_revision=after + 1), timeout=self._timeout
                 )
@@ -225,11 +234,12 @@ class EtcdStorage:
         return int(response.header.revision)
 
     async def _txn(self, compare: Any, success: Any, key: str) -> tuple[bool, int, KeyValue | None]:
-        failure = [KVService.txn_op_get(key)]
+        request = rpc_pb2.TxnRequest(
+            compare=[compare], success=success, failure=[KVService.txn_op_get(key)]
+        )
         async with self._errors():
-            response = await self.kv.txn(
-                [compare], success, failure, timeout=self._timeout, max_attempts=1
-            )
+            # The raw stub: a write is attempted exactly once (see the module docstring).
+            response = await self.kv._stub.Txn(request, timeout=self._timeout)
         if response.succeeded:
             return True, int(response.header.revision), None
         kvs = response.responses[0].response_range.kvs
@@ -245,7 +255,9 @@ class EtcdStorage:
 
     async def update(self, key: str, value: bytes, *, expected_revision: int) -> int:
         compare = rpc_pb2.Compare(
-            result=rpc_pb2.Compare.EQUAL, target=rpc_pb2.Compare.MOD, key=key.encode(),
+            result=rpc_pb2.Compare.EQUAL,
+            target=rpc_pb2.Compare.MOD,
+            key=key.encode(),
             mod_revision=expected_revision,
         )
         ok, revision, current = await self._txn(compare, [KVService.txn_op_put(key, value)], key)
@@ -257,7 +269,9 @@ class EtcdStorage:
 
     async def delete(self, key: str, *, expected_revision: int) -> int:
         compare = rpc_pb2.Compare(
-            result=rpc_pb2.Compare.EQUAL, target=rpc_pb2.Compare.MOD, key=key.encode(),
+            result=rpc_pb2.Compare.EQUAL,
+            target=rpc_pb2.Compare.MOD,
+            key=key.encode(),
             mod_revision=expected_revision,
         )
         ok, revision, current = await self._txn(compare, [KVService.txn_op_delete(key)], key)
@@ -296,8 +310,10 @@ class EtcdStorage:
         requests.put_nowait(
             rpc_pb2.WatchRequest(
                 create_request=rpc_pb2.WatchCreateRequest(
-                    key=prefix.encode(), range_end=prefix_range_end(prefix),
-                    start_revision=start_revision, progress_notify=True,
+                    key=prefix.encode(),
+                    range_end=prefix_range_end(prefix),
+                    start_revision=start_revision,
+                    progress_notify=True,
                 )
             )
         )
@@ -316,11 +332,15 @@ class EtcdStorage:
                 if response.compact_revision:
                     raise CompactedError(int(response.compact_revision))
                 if response.canceled:
-                    raise StorageUnavailableError(f"etcd cancelled the watch: {response.cancel_reason}")
+                    raise StorageUnavailableError(
+                        f"etcd cancelled the watch: {response.cancel_reason}"
+                    )
                 events = [
                     StorageEvent(
-                        "PUT" if raw.type == 0 else "DELETE", raw.kv.key.decode(),
-                        raw.kv.value, int(raw.kv.mod_revision),
+                        "PUT" if raw.type == 0 else "DELETE",
+                        raw.kv.key.decode(),
+                        raw.kv.value,
+                        int(raw.kv.mod_revision),
                     )
                     for raw in response.events
                 ]

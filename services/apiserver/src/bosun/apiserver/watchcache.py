@@ -158,10 +158,12 @@ class Watcher:
             else:
                 return
         if not backlog and len(self.buffer) >= self.limit:
-            self.close(TooSlowError(
-                f"watch consumer fell {self.limit} events behind and was cut off; "
-                f"resume from resourceVersion {self.last_revision}"
-            ))
+            self.close(
+                TooSlowError(
+                    f"watch consumer fell {self.limit} events behind and was cut off; "
+                    f"resume from resourceVersion {self.last_revision}"
+                )
+            )
             return
         self._push(self.cache.encode(event, event_type), event.resource_version)
 
@@ -242,14 +244,19 @@ class WatchCache:
             except CompactedError:
                 log.warning(
                     "etcd compacted past the %s cache's revision %d: relisting",
-                    self.info.resource, self.applied_revision,
+                    self.info.resource,
+                    self.applied_revision,
                 )
                 self._reset()
                 continue
             except StorageUnavailableError as error:
-                log.warning("%s watch cache: %s; retrying in %.1fs", self.info.resource, error, backoff)
+                log.warning(
+                    "%s watch cache: %s; retrying in %.1fs", self.info.resource, error, backoff
+                )
             except Exception:
-                log.exception("%s watch cache failed; retrying in %.1fs", self.info.resource, backoff)
+                log.exception(
+                    "%s watch cache failed; retrying in %.1fs", self.info.resource, backoff
+                )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
@@ -260,9 +267,9 @@ class WatchCache:
         self.applied_revision = 0
         self.synced_revision = 0
         for watcher in list(self.watchers):
-            watcher.close(ExpiredError(
-                "the watch cache was re-initialised after etcd compaction; relist"
-            ))
+            watcher.close(
+                ExpiredError("the watch cache was re-initialised after etcd compaction; relist")
+            )
 
     async def _initialise(self, *, replay: bool) -> None:
         """List the kind, then (on startup) replay recent history so that clients that saved a
@@ -361,8 +368,12 @@ class WatchCache:
                 return
             del self.state[event.key]
             gone = CachedObject(
-                previous.key, previous.namespace, previous.name, event.revision,
-                previous.labels, previous.fields,
+                previous.key,
+                previous.namespace,
+                previous.name,
+                event.revision,
+                previous.labels,
+                previous.fields,
                 wire.with_resource_version(previous.message, event.revision),
             )
             cache_event = CacheEvent(DELETED, event.revision, gone, previous)

@@ -70,7 +70,10 @@ def watch_event(event_type: int, envelope_bytes: bytes) -> bytes:
 
 
 def list_response(
-    items: Iterable[bytes], *, resource_version: int, continue_token: str = "",
+    items: Iterable[bytes],
+    *,
+    resource_version: int,
+    continue_token: str = "",
     remaining: int | None = None,
 ) -> bytes:
     meta = length_delimited(1, str(resource_version).encode())

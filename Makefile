@@ -1,0 +1,83 @@
+# Bosun developer entry points. `make` (or `make help`) lists the targets.
+# Every target line carries a `## ` comment: that is what `make help` prints.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+# uv must never fetch a Python: use the interpreter that is already here.
+export UV_PYTHON_DOWNLOADS := never
+# Extra flags: `make install UV_SYNC_FLAGS=--inexact`, `make up CLUSTER_FLAGS="--apiserver-port 7443"`.
+UV_SYNC_FLAGS ?=
+CLUSTER_FLAGS ?=
+PYTEST_FLAGS ?=
+BENCH_FLAGS ?=
+
+MYPY_PATHS := libs/common/src/bosun/common services/apiserver/src/bosun/apiserver
+CLUSTER := $(VENV_PY) scripts/localcluster.py $(CLUSTER_FLAGS)
+
+.PHONY: help install proto proto-check lint test up down status logs bench-apiserver clean
+
+help: ## Show this list of targets (the default)
+	@echo "Usage: make <target>"
+	@echo
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+install: ## Create/sync .venv with uv (pip-installs uv if missing; never downloads a Python)
+	@uv="$$(command -v uv || true)"; \
+	if [ -z "$$uv" ]; then \
+	  echo "uv not found: installing it with $(PYTHON) -m pip"; \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check uv \
+	    || $(PYTHON) -m pip install --quiet --disable-pip-version-check --break-system-packages uv; \
+	  uv="$$(command -v uv || echo "$(PYTHON) -m uv")"; \
+	fi; \
+	if [ -f uv.lock ]; then frozen=--frozen; else frozen=; fi; \
+	echo "$$uv sync $$frozen --all-packages --python $(PYTHON) $(UV_SYNC_FLAGS)"; \
+	$$uv sync $$frozen --all-packages --python $(PYTHON) $(UV_SYNC_FLAGS)
+
+# Targets that only need *a* venv depend on its interpreter, so they do not re-sync every time.
+$(VENV_PY):
+	@$(MAKE) install
+
+proto: $(VENV_PY) ## Regenerate Python code from proto/ into libs/common/src (commit the result)
+	scripts/gen_proto.sh
+
+proto-check: $(VENV_PY) ## Fail (with the diff) when committed generated code differs from proto/
+	@scripts/check_proto_drift.sh
+
+lint: $(VENV_PY) ## ruff check, ruff format --check, mypy on bosun.common and bosun.apiserver
+	@status=0; \
+	echo "+ ruff check ."; $(VENV)/bin/ruff check . || status=1; \
+	echo "+ ruff format --check ."; $(VENV)/bin/ruff format --check --output-format concise . \
+	  || { status=1; echo "  (see the changes: $(VENV)/bin/ruff format --diff .; apply: $(VENV)/bin/ruff format .)"; }; \
+	echo "+ mypy $(MYPY_PATHS)"; $(VENV)/bin/mypy $(MYPY_PATHS) || status=1; \
+	exit $$status
+
+test: install ## Install, check generated code for drift, run every test (pytest -q)
+	@scripts/check_proto_drift.sh
+	$(VENV)/bin/pytest -q $(PYTEST_FLAGS)
+
+up: install ## Start a local cluster (etcd + apiserver) under .bosun/ and wait until healthy
+	@$(CLUSTER) up
+
+down: ## Stop the local cluster (SIGTERM, then SIGKILL after 10 s); .bosun/etcd data stays
+	@if [ -x $(VENV_PY) ]; then $(CLUSTER) down; else echo "no $(VENV): nothing runs"; fi
+
+status: $(VENV_PY) ## Show each local-cluster component as up or down, with pid, address, log
+	@$(CLUSTER) status
+
+logs: $(VENV_PY) ## Follow the local cluster's logs (Ctrl-C stops)
+	@$(CLUSTER) logs --follow
+
+bench-apiserver: $(VENV_PY) ## Benchmark the apiserver against raw etcd (writes bench/results/apiserver.json)
+	$(VENV_PY) bench/apiserver_bench.py $(BENCH_FLAGS)
+
+clean: ## Stop the local cluster, delete .bosun/ (etcd data, logs) and caches; keeps .venv
+	@if [ -x $(VENV_PY) ]; then $(CLUSTER) down; fi
+	rm -rf .bosun .pytest_cache .mypy_cache .ruff_cache build dist
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -type d -name '*.egg-info' -prune -exec rm -rf {} +
