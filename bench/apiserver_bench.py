@@ -87,7 +87,7 @@ def watcher_process(
 ) -> None:
     async def run() -> list[float]:
         latencies: list[float] = []
-        async with Client(target, timeout=None) as api:
+        async with Client(target, timeout=None, tracing=False) as api:
 
             async def one() -> None:
                 seen = 0
@@ -117,7 +117,7 @@ def watcher_process(
 async def watch_fanout(
     target: str, *, watchers: int, events: int, processes: int, rate: float
 ) -> dict[str, float]:
-    async with Client(target) as api:
+    async with Client(target, tracing=False) as api:
         created = await api.config_maps.create(testing.config_map("fanout", {"t": "0"}))
         rv = created.metadata.resource_version
         ctx = multiprocessing.get_context("spawn")
@@ -201,7 +201,7 @@ async def run(
     results["raw_etcd_put_per_s"] = statistics.median(put_rates)
     results["raw_etcd_txn_per_s"] = statistics.median(txn_rates)
 
-    async with Client(target, timeout=30) as api:
+    async with Client(target, timeout=30, tracing=False) as api:
         create_rates, create_p50, create_p99 = [], [], []
         names: list[str] = []
         for round_ in range(args.repeats):
@@ -243,20 +243,18 @@ async def run(
             update_p99_ms=percentile(lat, 0.99),
         )
 
-        # List of `list_size` pods: top up to that many, then time full Lists.
-        existing = len(names)
-        if existing < args.list_size:
-            extra = [f"list-{i}" for i in range(args.list_size - existing)]
-            await closed_loop(
-                lambda i: api.pods.create(testing.pod(extra[i])),
-                total=len(extra),
-                concurrency=concurrency,
-            )
+        # List of exactly `list_size` pods, in a namespace of their own.
+        await api.namespaces.create(testing.namespace("list"))
+        await closed_loop(
+            lambda i: api.pods.create(testing.pod(f"list-{i}", namespace="list")),
+            total=args.list_size,
+            concurrency=concurrency,
+        )
         list_times = []
         count = 0
         for _ in range(5):
             started = time.perf_counter()
-            listed = await api.pods.list(namespace="default")
+            listed = await api.pods.list(namespace="list")
             list_times.append((time.perf_counter() - started) * 1000)
             count = len(listed.items)
         results["list_items"] = count
@@ -279,7 +277,7 @@ async def run(
 
 
 async def memory_test(target: str, pid: int, pods: int, concurrency: int) -> dict[str, Any]:
-    async with Client(target, timeout=60) as api:
+    async with Client(target, timeout=60, tracing=False) as api:
         await api.namespaces.create(testing.namespace("memory"))
         await closed_loop(
             lambda i: api.pods.create(
@@ -354,7 +352,7 @@ def main() -> None:
     parser.add_argument("--list-size", type=int, default=5000)
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--event-rate", type=float, default=200.0, help="fan-out writes per second")
+    parser.add_argument("--event-rate", type=float, default=100.0, help="fan-out writes per second")
     parser.add_argument("--watch-processes", type=int, default=2)
     parser.add_argument(
         "--memory-pods",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import urllib.request
 from collections.abc import AsyncIterator
+from typing import Any
 
-import grpc  # type: ignore[import-untyped, unused-ignore]
-import grpc.aio  # type: ignore[import-untyped, unused-ignore]
+import grpc
+import grpc.aio
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
@@ -16,30 +18,43 @@ from bosun.common.metrics import MetricsServerInterceptor, start_metrics_server
 SERVICE = "test.Metrics"
 
 
-async def ok(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+def unary(channel: grpc.aio.Channel, method: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
+    """A bytes-in, bytes-out callable for `method` (no serializers)."""
+    return channel.unary_unary(method)
+
+
+def streaming(
+    channel: grpc.aio.Channel, method: str
+) -> grpc.aio.UnaryStreamMultiCallable[bytes, bytes]:
+    return channel.unary_stream(method)
+
+
+async def ok(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
     return request
 
 
-async def missing(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+async def missing(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
     await context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
     raise AssertionError("unreachable")
 
 
-async def conflict(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+async def conflict(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
     context.set_code(grpc.StatusCode.ABORTED)
     return b""
 
 
-async def crash(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+async def crash(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
     raise RuntimeError("handler bug")
 
 
-async def stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+async def stream(
+    request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+) -> AsyncIterator[bytes]:
     for _ in range(3):
         yield request
 
 
-async def stream_by_write(request: bytes, context: grpc.aio.ServicerContext) -> None:
+async def stream_by_write(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     for _ in range(3):
         await context.write(request)
 
@@ -50,11 +65,36 @@ class Server:
         self.channel = channel
 
     async def unary(self, method: str) -> bytes:
-        response: bytes = await self.channel.unary_unary(f"/{SERVICE}/{method}")(b"x")
+        try:
+            response: bytes = await unary(self.channel, f"/{SERVICE}/{method}")(b"x")
+        finally:
+            await self.settled()
         return response
 
     async def streamed(self, method: str) -> list[bytes]:
-        return [r async for r in self.channel.unary_stream(f"/{SERVICE}/{method}")(b"x")]
+        try:
+            return [r async for r in streaming(self.channel, f"/{SERVICE}/{method}")(b"x")]
+        finally:
+            await self.settled()
+
+    async def settled(self) -> None:
+        """Wait until every started RPC is counted as handled.
+
+        A server may send an RPC's status (context.abort does) before the handler's frame, and
+        the interceptor with it, has finished, so a client can see the end slightly before the
+        count moves.
+        """
+        for _ in range(400):
+            started = handled = 0.0
+            for metric in self.registry.collect():
+                for sample in metric.samples:
+                    if sample.name == "bosun_grpc_server_started_total":
+                        started += sample.value
+                    elif sample.name == "bosun_grpc_server_handled_total":
+                        handled += sample.value
+            if started == handled:
+                return
+            await asyncio.sleep(0.005)
 
     def handled(self, method: str, code: str) -> float | None:
         return self.registry.get_sample_value(

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc  # type: ignore[import-untyped, unused-ignore]
-import grpc.aio  # type: ignore[import-untyped, unused-ignore]
+import grpc
+import grpc.aio
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -27,11 +27,18 @@ from bosun.common.tracing import (
 SERVICE = "bosun.api.apiserver.v1.ApiServer"
 
 
+def unary(channel: grpc.aio.Channel, method: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
+    """A bytes-in, bytes-out callable for `method` (no serializers)."""
+    return channel.unary_unary(method)
+
+
 def pod(name: str, namespace: str = "default") -> object_pb2.Object:
     return kinds.wrap(core_pb2.Pod(metadata=meta_pb2.ObjectMeta(name=name, namespace=namespace)))
 
 
-async def get(request: apiserver_pb2.GetRequest, context: grpc.aio.ServicerContext) -> Any:
+async def get(
+    request: apiserver_pb2.GetRequest, context: grpc.aio.ServicerContext[Any, Any]
+) -> Any:
     if request.name == "missing":
         await context.abort(grpc.StatusCode.NOT_FOUND, f"pods {request.name!r} not found")
     if request.name == "crash":
@@ -39,12 +46,14 @@ async def get(request: apiserver_pb2.GetRequest, context: grpc.aio.ServicerConte
     return pod(request.name, request.namespace)
 
 
-async def create(request: apiserver_pb2.CreateRequest, context: grpc.aio.ServicerContext) -> Any:
+async def create(
+    request: apiserver_pb2.CreateRequest, context: grpc.aio.ServicerContext[Any, Any]
+) -> Any:
     return request.object
 
 
 async def watch(
-    request: apiserver_pb2.WatchRequest, context: grpc.aio.ServicerContext
+    request: apiserver_pb2.WatchRequest, context: grpc.aio.ServicerContext[Any, Any]
 ) -> AsyncIterator[apiserver_pb2.WatchEvent]:
     for name in ("a", "b"):
         yield apiserver_pb2.WatchEvent(object=pod(name))
@@ -233,7 +242,7 @@ async def test_the_server_span_is_current_inside_the_handler() -> None:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     seen: list[int] = []
 
-    async def handler(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def handler(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         from opentelemetry import trace
 
         seen.append(trace.get_current_span().get_span_context().span_id)
@@ -251,7 +260,7 @@ async def test_the_server_span_is_current_inside_the_handler() -> None:
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            assert await channel.unary_unary("/test.Echo/Echo")(b"hi") == b"hi"
+            assert await unary(channel, "/test.Echo/Echo")(b"hi") == b"hi"
     finally:
         await server.stop(None)
     [span] = exporter.get_finished_spans()

@@ -40,6 +40,7 @@ from bosun.api.apiserver.v1 import apiserver_pb2, apiserver_pb2_grpc
 from bosun.api.v1 import apps_pb2, coordination_pb2, core_pb2
 from bosun.common import kinds
 from bosun.common.errors import ApiError, DeadlineExceededError, UnavailableError, from_rpc_error
+from bosun.common.grpcutil import create_channel
 from bosun.common.kinds import KindInfo
 
 T = TypeVar("T", bound=Message)
@@ -341,12 +342,16 @@ class Client:
         timeout: float | None = 30.0,
         retry: RetryPolicy | None = None,
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        tracing: bool = True,
     ) -> None:
         self.target = target
         self.token = token
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self.channel = channel or _default_channel(target, ca_cert, interceptors)
+        # The token travels in each call's metadata (see `metadata`), not in the channel.
+        self.channel = channel or create_channel(
+            target, ca_cert=ca_cert, interceptors=interceptors, tracing=tracing
+        )
         self.stub = apiserver_pb2_grpc.ApiServerStub(self.channel)
         self.namespaces: ResourceClient[core_pb2.Namespace] = self.resource("Namespace")
         self.nodes: ResourceClient[core_pb2.Node] = self.resource("Node")
@@ -417,25 +422,6 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def _default_channel(
-    target: str, ca_cert: bytes | None, interceptors: Sequence[grpc.aio.ClientInterceptor]
-) -> grpc.aio.Channel:
-    options = [
-        ("grpc.max_receive_message_length", 256 * 1024 * 1024),
-        ("grpc.max_send_message_length", 16 * 1024 * 1024),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-    ]
-    if ca_cert is not None:
-        credentials = grpc.ssl_channel_credentials(root_certificates=ca_cert)
-        return grpc.aio.secure_channel(
-            target, credentials, options=options, interceptors=list(interceptors) or None
-        )
-    return grpc.aio.insecure_channel(
-        target, options=options, interceptors=list(interceptors) or None
-    )
 
 
 # ---------------------------------------------------------------------- synchronous wrapper

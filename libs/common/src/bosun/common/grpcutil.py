@@ -30,10 +30,10 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import grpc  # type: ignore[import-untyped, unused-ignore]
-import grpc.aio  # type: ignore[import-untyped, unused-ignore]
+import grpc
+import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -151,7 +151,7 @@ def bind(
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("TLS needs both a certificate and its private key")
     if tls_cert is not None and tls_key is not None:
-        credentials = grpc.ssl_server_credentials(((tls_key, tls_cert),))
+        credentials = grpc.ssl_server_credentials([(tls_key, tls_cert)])
         port = server.add_secure_port(address, credentials)
     else:
         port = server.add_insecure_port(address)
@@ -231,10 +231,10 @@ def _with_metadata(details: Any, extra: Sequence[tuple[str, str]]) -> Any:
 
 
 class BearerTokenInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc, unused-ignore]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc, unused-ignore]
-    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc, unused-ignore]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc, unused-ignore]
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
 ):
     """Adds `authorization: Bearer <token>` to every call (for channels without TLS)."""
 
@@ -260,16 +260,19 @@ class BearerTokenInterceptor(
 
 # -------------------------------------------------------------------- handler wrapping
 
-RpcScope = Callable[[Any, "grpc.aio.ServicerContext"], AbstractContextManager[object]]
+RpcScope = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], AbstractContextManager[object]]
 """Called with (request, context) as an RPC starts; the returned context manager is entered
 for the handler's whole run. `request` is None for client-streaming methods."""
 
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
 
 def status_code_of(
-    context: grpc.aio.ServicerContext, error: BaseException | None
+    context: grpc.aio.ServicerContext[Any, Any], error: BaseException | None
 ) -> grpc.StatusCode:
     """The status a server RPC ends with, given how its handler ended."""
-    code = context.code()
+    code: object = context.code()
     if isinstance(code, grpc.StatusCode):
         return code
     if isinstance(error, asyncio.CancelledError):
@@ -279,77 +282,54 @@ def status_code_of(
     return grpc.StatusCode.OK
 
 
-def wrap_method_handler(handler: grpc.RpcMethodHandler, scope: RpcScope) -> grpc.RpcMethodHandler:
+def wrap_method_handler(
+    handler: grpc.RpcMethodHandler[Req, Resp], scope: RpcScope
+) -> grpc.RpcMethodHandler[Req, Resp]:
     """A handler that runs `handler` inside `scope(request, context)`.
 
     Synchronous handlers (run by grpc in a thread pool) are returned unwrapped.
     """
-    serializers = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
+    # The stubs describe the synchronous server's handlers; grpc.aio's are coroutine functions
+    # or async generator functions with the same slots, hence the Any below.
+    behavior: Any
+    make: Callable[..., grpc.RpcMethodHandler[Req, Resp]]
+    streaming_request = False
     if handler.unary_unary is not None:
-        unary_unary = handler.unary_unary
-        if not inspect.iscoroutinefunction(unary_unary):
-            return handler
+        behavior, make = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+    elif handler.unary_stream is not None:
+        behavior, make = handler.unary_stream, grpc.unary_stream_rpc_method_handler
+    elif handler.stream_unary is not None:
+        behavior, make = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+        streaming_request = True
+    elif handler.stream_stream is not None:
+        behavior, make = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+        streaming_request = True
+    else:
+        return handler
+    wrapped: Callable[[Any, Any], Any]
 
-        async def wrapped_unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            with scope(request, context):
-                return await unary_unary(request, context)
+    if inspect.isasyncgenfunction(behavior):
 
-        return grpc.unary_unary_rpc_method_handler(wrapped_unary_unary, **serializers)
-
-    if handler.unary_stream is not None:
-        unary_stream = handler.unary_stream
-        if inspect.isasyncgenfunction(unary_stream):
-
-            async def wrapped_unary_stream_gen(
-                request: Any, context: grpc.aio.ServicerContext
-            ) -> AsyncIterator[Any]:
-                with scope(request, context):
-                    async for response in unary_stream(request, context):
-                        yield response
-
-            return grpc.unary_stream_rpc_method_handler(wrapped_unary_stream_gen, **serializers)
-        if not inspect.iscoroutinefunction(unary_stream):
-            return handler
-
-        async def wrapped_unary_stream(request: Any, context: grpc.aio.ServicerContext) -> None:
-            with scope(request, context):
-                await unary_stream(request, context)
-
-        return grpc.unary_stream_rpc_method_handler(wrapped_unary_stream, **serializers)
-
-    if handler.stream_unary is not None:
-        stream_unary = handler.stream_unary
-        if not inspect.iscoroutinefunction(stream_unary):
-            return handler
-
-        async def wrapped_stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            with scope(None, context):
-                return await stream_unary(requests, context)
-
-        return grpc.stream_unary_rpc_method_handler(wrapped_stream_unary, **serializers)
-
-    stream_stream = handler.stream_stream
-    if inspect.isasyncgenfunction(stream_stream):
-
-        async def wrapped_stream_stream_gen(
-            requests: Any, context: grpc.aio.ServicerContext
-        ) -> AsyncIterator[Any]:
-            with scope(None, context):
-                async for response in stream_stream(requests, context):
+        async def wrapped_generator(request: Any, context: Any) -> AsyncIterator[Any]:
+            with scope(None if streaming_request else request, context):
+                async for response in behavior(request, context):
                     yield response
 
-        return grpc.stream_stream_rpc_method_handler(wrapped_stream_stream_gen, **serializers)
-    if not inspect.iscoroutinefunction(stream_stream):
+        wrapped = wrapped_generator
+    elif inspect.iscoroutinefunction(behavior):
+
+        async def wrapped_coroutine(request: Any, context: Any) -> Any:
+            with scope(None if streaming_request else request, context):
+                return await behavior(request, context)
+
+        wrapped = wrapped_coroutine
+    else:
         return handler
-
-    async def wrapped_stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> None:
-        with scope(None, context):
-            await stream_stream(requests, context)
-
-    return grpc.stream_stream_rpc_method_handler(wrapped_stream_stream, **serializers)
+    return make(
+        wrapped,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 # --------------------------------------------------------------------------- event loop

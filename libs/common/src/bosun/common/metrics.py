@@ -27,12 +27,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from threading import Thread
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 from wsgiref.simple_server import WSGIServer
 
-import grpc  # type: ignore[import-untyped, unused-ignore]
-import grpc.aio  # type: ignore[import-untyped, unused-ignore]
+import grpc
+import grpc.aio
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 
 from bosun.common.grpcutil import status_code_of, wrap_method_handler
@@ -40,6 +40,9 @@ from bosun.common.grpcutil import status_code_of, wrap_method_handler
 __all__ = ["MetricsServer", "MetricsServerInterceptor", "start_metrics_server"]
 
 log = logging.getLogger(__name__)
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -122,7 +125,7 @@ def _metrics_for(registry: CollectorRegistry) -> _ServerMetrics:
     return metrics
 
 
-class MetricsServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc, unused-ignore]
+class MetricsServerInterceptor(grpc.aio.ServerInterceptor):
     """Counts and times every RPC the server handles (see the module docstring)."""
 
     def __init__(self, *, registry: CollectorRegistry = REGISTRY) -> None:
@@ -130,9 +133,11 @@ class MetricsServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
 
     async def intercept_service(
         self,
-        continuation: Callable[[Any], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: Any,
-    ) -> grpc.RpcMethodHandler | None:
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
@@ -140,7 +145,7 @@ class MetricsServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         metrics = self._metrics
 
         @contextmanager
-        def observe(request: Any, context: grpc.aio.ServicerContext) -> Iterator[None]:
+        def observe(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[None]:
             metrics.started.labels(method).inc()
             start = time.perf_counter()
             error: BaseException | None = None

@@ -11,8 +11,8 @@ from pathlib import Path
 from bosun.apiserver.server import ApiServer, ApiServerConfig
 from bosun.common.grpcutil import install_uvloop
 from bosun.common.logging import configure_logging
-from bosun.common.metrics import MetricsServerInterceptor, start_metrics_server
-from bosun.common.tracing import TracingServerInterceptor, configure_tracing
+from bosun.common.metrics import start_metrics_server
+from bosun.common.tracing import configure_tracing
 
 log = logging.getLogger("bosun.apiserver")
 
@@ -86,7 +86,6 @@ def config_from_args(args: argparse.Namespace) -> ApiServerConfig:
         compaction_interval=args.compaction_interval,
         max_inflight=args.max_requests_inflight,
         bookmark_interval=args.bookmark_interval,
-        interceptors=[TracingServerInterceptor(), MetricsServerInterceptor()],
         tls_cert=args.tls_cert_file.read_bytes() if args.tls_cert_file else None,
         tls_key=args.tls_private_key_file.read_bytes() if args.tls_private_key_file else None,
     )

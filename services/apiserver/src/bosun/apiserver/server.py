@@ -14,16 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health
 
-from bosun.api.apiserver.v1 import apiserver_pb2
 from bosun.apiserver.compactor import Compactor
 from bosun.apiserver.registry import MAX_OBJECT_BYTES, Registry, prefix_for
 from bosun.apiserver.service import SERVICE_NAME, ApiService, generic_handler
 from bosun.apiserver.storage import EtcdStorage, StorageError
 from bosun.apiserver.watchcache import WatchCache
 from bosun.common import kinds
+from bosun.common.grpcutil import add_health_and_reflection, bind, create_server
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,9 @@ class ApiServerConfig:
     # Requests up to this size reach the handlers, which refuse objects over the object limit
     # with a clear message; grpc itself refuses anything larger.
     max_message_bytes: int = 8 * 1024 * 1024
+    # Tracing and metrics interceptors (bosun.common.grpcutil.create_server), then these.
+    metrics: bool = True
+    tracing: bool = True
     interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
     tls_cert: bytes | None = None
     tls_key: bytes | None = None
@@ -72,10 +74,11 @@ class ApiServer:
             bookmark_interval=config.bookmark_interval,
         )
         self.compactor = Compactor(self.storage, interval=config.compaction_interval)
-        self.health = health.aio.HealthServicer()
+        self.health: health.aio.HealthServicer | None = None
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
 
     async def start(self, *, etcd_timeout: float = 60.0) -> None:
         await self.storage.connect()
@@ -86,29 +89,19 @@ class ApiServer:
         await self.registry.ensure_system_namespaces()
         self._tasks.append(asyncio.create_task(self.compactor.run(), name="compactor"))
 
-        options = [
-            ("grpc.max_receive_message_length", self.config.max_message_bytes),
-            ("grpc.max_send_message_length", 256 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
-        ]
-        server = grpc.aio.server(interceptors=list(self.config.interceptors), options=options)
-        server.add_generic_rpc_handlers((generic_handler(self.service),))
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        server = create_server(
+            interceptors=self.config.interceptors,
+            max_message_bytes=self.config.max_message_bytes,
+            metrics=self.config.metrics,
+            tracing=self.config.tracing,
         )
-        _ = apiserver_pb2  # registers the service descriptor for reflection
-        if self.config.tls_cert and self.config.tls_key:
-            credentials = grpc.ssl_server_credentials(
-                [(self.config.tls_key, self.config.tls_cert)]
-            )
-            self.port = server.add_secure_port(self.config.listen, credentials)
-        else:
-            self.port = server.add_insecure_port(self.config.listen)
+        server.add_generic_rpc_handlers((generic_handler(self.service),))
+        self.health = add_health_and_reflection(server, [SERVICE_NAME])
+        self.port = bind(
+            server, self.config.listen, tls_cert=self.config.tls_cert, tls_key=self.config.tls_key
+        )
         await server.start()
         self.server = server
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         log.info("apiserver serving on port %d", self.port)
 
     async def _wait_for_etcd(self, timeout: float) -> None:
@@ -125,7 +118,11 @@ class ApiServer:
                 await asyncio.sleep(0.5)
 
     async def stop(self, grace: float = 5.0) -> None:
-        await self.health.enter_graceful_shutdown()
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
         for cache in self.caches.values():
             await cache.stop()
         if self.server is not None:
