@@ -429,10 +429,10 @@ class Registry:
         *,
         precondition: int | None,
         dry_run: bool,
-    ) -> tuple[bytes, Any, bool]:
+    ) -> bytes:
         """Read-modify-write with retries on conflict. `mutate(current) -> new | None`.
 
-        Returns (response envelope, the stored message, whether the object was removed).
+        Returns the response envelope; an object whose last finalizer went is removed.
         """
         current = await self._read(info, key)
         for _attempt in range(_MAX_RETRIES):
@@ -450,11 +450,11 @@ class Registry:
                 raise
             if new is None or _deterministic(new) == _deterministic(current.message):
                 data = self._serialize(info, current.message)
-                return self._response(info, data, current.revision), current.message, False
+                return self._response(info, data, current.revision)
             data = self._serialize(info, new)
             removable = self._finished_deleting(info, new)
             if dry_run:
-                return self._response(info, data, current.revision), new, removable
+                return self._response(info, data, current.revision)
             try:
                 if removable:
                     revision = await self.storage.delete(key, expected_revision=current.revision)
@@ -467,7 +467,7 @@ class Registry:
                 continue
             except KeyNotFoundError:
                 raise _not_found(info, name) from None
-            return self._response(info, data, revision), new, removable
+            return self._response(info, data, revision)
         raise _conflict(info, name)
 
     @staticmethod
@@ -493,7 +493,7 @@ class Registry:
         def mutate(current: Any) -> Any:
             return self._updated(info, current, new, status=status)
 
-        response, _, _ = await self._write(
+        return await self._write(
             info,
             key_for(info, namespace, meta.name),
             meta.name,
@@ -501,7 +501,6 @@ class Registry:
             precondition=precondition,
             dry_run=dry_run,
         )
-        return response
 
     def _updated(self, info: KindInfo, current: Any, new: Any, *, status: bool) -> Any:
         name = current.metadata.name
@@ -575,7 +574,7 @@ class Registry:
                 raise InvalidError("metadata.name: Invalid value: field is immutable")
             return self._updated(info, current, patched, status=request.status)
 
-        response, _, _ = await self._write(
+        return await self._write(
             info,
             key_for(info, namespace, request.name),
             request.name,
@@ -583,7 +582,6 @@ class Registry:
             precondition=precondition,
             dry_run=request.dry_run,
         )
-        return response
 
     # ------------------------------------------------------------------ delete
 
@@ -755,7 +753,7 @@ class Registry:
                 raise _invalid(info, request.name, errors)
             return bound
 
-        response, _, _ = await self._write(
+        return await self._write(
             info,
             key_for(info, namespace, request.name),
             request.name,
@@ -763,7 +761,6 @@ class Registry:
             precondition=None,
             dry_run=False,
         )
-        return response
 
     # ------------------------------------------------------------------ bootstrap
 
