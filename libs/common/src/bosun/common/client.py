@@ -406,7 +406,9 @@ class Client:
         policy = self.retry
         async for retrying in AsyncRetrying(
             retry=retry_if_exception_type(policy.retry_on),
-            wait=wait_exponential_jitter(initial=policy.initial, max=policy.maximum),
+            wait=wait_exponential_jitter(
+                multiplier=policy.initial, max=policy.maximum, jitter=policy.initial
+            ),
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total),
             reraise=True,
         ):
