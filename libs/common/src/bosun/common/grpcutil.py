@@ -332,6 +332,33 @@ def wrap_method_handler(
     )
 
 
+def instrument_handler(
+    handler: grpc.RpcMethodHandler[Req, Resp],
+    method: str,
+    *,
+    metrics: bool = True,
+    tracing: bool = True,
+    tracer_provider: TracerProvider | None = None,
+) -> grpc.RpcMethodHandler[Req, Resp]:
+    """`handler` for `method` ("/package.Service/Method") with tracing (outermost) and metrics,
+    wrapped once when the service is registered.
+
+    The same telemetry as the interceptors of `create_server`, without their per-call cost: a
+    grpc.aio interceptor is awaited and re-wraps the handler on every RPC, which costs a hot
+    service (the apiserver) about a quarter of its request rate.
+    """
+    from bosun.common.metrics import server_metrics_scope
+    from bosun.common.tracing import server_span_scope
+
+    if metrics:
+        handler = wrap_method_handler(handler, server_metrics_scope(method))
+    if tracing:
+        handler = wrap_method_handler(
+            handler, server_span_scope(method, tracer_provider=tracer_provider)
+        )
+    return handler
+
+
 # --------------------------------------------------------------------------- event loop
 
 

@@ -35,7 +35,7 @@ import grpc
 import grpc.aio
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 
-from bosun.common.grpcutil import status_code_of, wrap_method_handler
+from bosun.common.grpcutil import RpcScope, status_code_of, wrap_method_handler
 
 __all__ = ["MetricsServer", "MetricsServerInterceptor", "start_metrics_server"]
 
@@ -125,11 +125,36 @@ def _metrics_for(registry: CollectorRegistry) -> _ServerMetrics:
     return metrics
 
 
+def server_metrics_scope(method: str, *, registry: CollectorRegistry = REGISTRY) -> RpcScope:
+    """The scope that counts and times one RPC of `method` (labels resolved once, here)."""
+    metrics = _metrics_for(registry)
+    started = metrics.started.labels(method)
+    seconds = metrics.seconds.labels(method)
+    handled = metrics.handled
+
+    @contextmanager
+    def observe(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[None]:
+        started.inc()
+        start = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            handled.labels(method, status_code_of(context, error).name).inc()
+            seconds.observe(time.perf_counter() - start)
+
+    return observe
+
+
 class MetricsServerInterceptor(grpc.aio.ServerInterceptor):
     """Counts and times every RPC the server handles (see the module docstring)."""
 
     def __init__(self, *, registry: CollectorRegistry = REGISTRY) -> None:
-        self._metrics = _metrics_for(registry)
+        self._registry = registry
+        _metrics_for(registry)
 
     async def intercept_service(
         self,
@@ -141,22 +166,5 @@ class MetricsServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method: str = handler_call_details.method
-        metrics = self._metrics
-
-        @contextmanager
-        def observe(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[None]:
-            metrics.started.labels(method).inc()
-            start = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                yield
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                code = status_code_of(context, error)
-                metrics.handled.labels(method, code.name).inc()
-                metrics.seconds.labels(method).observe(time.perf_counter() - start)
-
-        return wrap_method_handler(handler, observe)
+        scope = server_metrics_scope(handler_call_details.method, registry=self._registry)
+        return wrap_method_handler(handler, scope)

@@ -47,7 +47,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 
 from bosun.api.v1 import object_pb2
 from bosun.common import kinds
-from bosun.common.grpcutil import status_code_of, wrap_method_handler
+from bosun.common.grpcutil import RpcScope, status_code_of, wrap_method_handler
 
 __all__ = [
     "TracingServerInterceptor",
@@ -55,6 +55,7 @@ __all__ = [
     "TracingUnaryUnaryClientInterceptor",
     "bosun_attributes",
     "configure_tracing",
+    "server_span_scope",
     "tracing_client_interceptors",
 ]
 
@@ -221,11 +222,41 @@ def _end_span(span: Span, code: grpc.StatusCode, details: str | None, *, client:
 # ----------------------------------------------------------------------------- server
 
 
+def server_span_scope(method: str, *, tracer_provider: TracerProvider | None = None) -> RpcScope:
+    """The scope that runs one RPC of `method` in a SERVER span continuing the caller's trace.
+
+    Built once per method (see grpcutil.instrument_handler) or per call by the interceptor.
+    """
+    tracer = trace.get_tracer(INSTRUMENTATION_NAME, tracer_provider=tracer_provider)
+
+    @contextmanager
+    def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[None]:
+        span_name, attributes = _rpc_attributes(method, request)
+        parent = propagate.extract(_carrier(context.invocation_metadata()))
+        span = tracer.start_span(
+            span_name, context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+        error: BaseException | None = None
+        try:
+            with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                yield
+        except BaseException as exc:
+            error = exc
+            if not isinstance(exc, asyncio.CancelledError | grpc.aio.AbortError):
+                span.record_exception(exc)
+            raise
+        finally:
+            details = context.details() if hasattr(context, "details") else None
+            _end_span(span, status_code_of(context, error), details, client=False)
+
+    return traced
+
+
 class TracingServerInterceptor(grpc.aio.ServerInterceptor):
     """Runs each RPC in a SERVER span, continuing the caller's trace from its metadata."""
 
     def __init__(self, *, tracer_provider: TracerProvider | None = None) -> None:
-        self._tracer = trace.get_tracer(INSTRUMENTATION_NAME, tracer_provider=tracer_provider)
+        self._tracer_provider = tracer_provider
 
     async def intercept_service(
         self,
@@ -237,31 +268,10 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        metadata = handler_call_details.invocation_metadata
-        tracer = self._tracer
-
-        @contextmanager
-        def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[None]:
-            span_name, attributes = _rpc_attributes(method, request)
-            parent = propagate.extract(_carrier(metadata))
-            span = tracer.start_span(
-                span_name, context=parent, kind=SpanKind.SERVER, attributes=attributes
-            )
-            error: BaseException | None = None
-            try:
-                with trace.use_span(span, record_exception=False, set_status_on_exception=False):
-                    yield
-            except BaseException as exc:
-                error = exc
-                if not isinstance(exc, asyncio.CancelledError | grpc.aio.AbortError):
-                    span.record_exception(exc)
-                raise
-            finally:
-                details = context.details() if hasattr(context, "details") else None
-                _end_span(span, status_code_of(context, error), details, client=False)
-
-        return wrap_method_handler(handler, traced)
+        scope = server_span_scope(
+            handler_call_details.method, tracer_provider=self._tracer_provider
+        )
+        return wrap_method_handler(handler, scope)
 
 
 # ----------------------------------------------------------------------------- client

@@ -41,7 +41,7 @@ class ApiServerConfig:
     # Requests up to this size reach the handlers, which refuse objects over the object limit
     # with a clear message; grpc itself refuses anything larger.
     max_message_bytes: int = 8 * 1024 * 1024
-    # Tracing and metrics interceptors (bosun.common.grpcutil.create_server), then these.
+    # Spans and Prometheus metrics for every ApiServer RPC; `interceptors` run inside them.
     metrics: bool = True
     tracing: bool = True
     interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
@@ -89,13 +89,18 @@ class ApiServer:
         await self.registry.ensure_system_namespaces()
         self._tasks.append(asyncio.create_task(self.compactor.run(), name="compactor"))
 
+        # The ApiServer service is instrumented once per method, which is cheaper than
+        # interceptors; health checks and reflection are left uninstrumented.
         server = create_server(
             interceptors=self.config.interceptors,
             max_message_bytes=self.config.max_message_bytes,
-            metrics=self.config.metrics,
-            tracing=self.config.tracing,
+            metrics=False,
+            tracing=False,
         )
-        server.add_generic_rpc_handlers((generic_handler(self.service),))
+        handler = generic_handler(
+            self.service, metrics=self.config.metrics, tracing=self.config.tracing
+        )
+        server.add_generic_rpc_handlers((handler,))
         self.health = add_health_and_reflection(server, [SERVICE_NAME])
         self.port = bind(
             server, self.config.listen, tls_cert=self.config.tls_cert, tls_key=self.config.tls_key

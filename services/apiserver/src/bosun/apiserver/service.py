@@ -28,6 +28,7 @@ from bosun.apiserver.registry import Registry
 from bosun.apiserver.storage import StorageError, StorageUnavailableError
 from bosun.apiserver.watchcache import ExpiredError, NotReadyError, TooSlowError, WatchCache
 from bosun.common.errors import ApiError
+from bosun.common.grpcutil import instrument_handler
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,11 @@ class ApiService:
             cache.watchers.discard(watcher)
 
 
-def generic_handler(service: ApiService) -> grpc.GenericRpcHandler:
+def generic_handler(
+    service: ApiService, *, metrics: bool = True, tracing: bool = True
+) -> grpc.GenericRpcHandler:
+    """The ApiServer service's handlers, each instrumented once (see instrument_handler)."""
+
     def unary(
         method: Callable[[Any, Context], Awaitable[bytes]],
         request_type: type[Message],
@@ -212,21 +217,27 @@ def generic_handler(service: ApiService) -> grpc.GenericRpcHandler:
         )
 
     pb = apiserver_pb2
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "Create": unary(service.create, pb.CreateRequest),
+        "Get": unary(service.get, pb.GetRequest),
+        "List": unary(service.list, pb.ListRequest),
+        "Update": unary(service.update, pb.UpdateRequest),
+        "UpdateStatus": unary(service.update_status, pb.UpdateRequest),
+        "Patch": unary(service.patch, pb.PatchRequest),
+        "Delete": unary(service.delete, pb.DeleteRequest),
+        "Bind": unary(service.bind, pb.BindRequest),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            service.watch,
+            request_deserializer=_deserializer(pb.WatchRequest),
+            response_serializer=_serialize,
+        ),
+    }
     return grpc.method_handlers_generic_handler(
         SERVICE_NAME,
         {
-            "Create": unary(service.create, pb.CreateRequest),
-            "Get": unary(service.get, pb.GetRequest),
-            "List": unary(service.list, pb.ListRequest),
-            "Update": unary(service.update, pb.UpdateRequest),
-            "UpdateStatus": unary(service.update_status, pb.UpdateRequest),
-            "Patch": unary(service.patch, pb.PatchRequest),
-            "Delete": unary(service.delete, pb.DeleteRequest),
-            "Bind": unary(service.bind, pb.BindRequest),
-            "Watch": grpc.unary_stream_rpc_method_handler(
-                service.watch,
-                request_deserializer=_deserializer(pb.WatchRequest),
-                response_serializer=_serialize,
-            ),
+            name: instrument_handler(
+                handler, f"/{SERVICE_NAME}/{name}", metrics=metrics, tracing=tracing
+            )
+            for name, handler in handlers.items()
         },
     )
