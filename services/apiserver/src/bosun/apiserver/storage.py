@@ -16,14 +16,13 @@ and only the caller knows whether repeating it is safe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import grpc
-from etcd3aio import Etcd3Client, EtcdConnectionError, EtcdError, EtcdTransientError
+from etcd3aio import Etcd3Client
 from etcd3aio import _protobuf as etcd_protos
 from etcd3aio.kv import KVService, prefix_range_end
 
@@ -144,63 +143,60 @@ def _is_compacted(error: grpc.aio.AioRpcError) -> bool:
     return error.code() == grpc.StatusCode.OUT_OF_RANGE or "compacted" in (error.details() or "")
 
 
+def _storage_error(error: grpc.aio.AioRpcError) -> StorageError:
+    if _is_compacted(error):
+        return CompactedError(0)
+    if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return StorageUnavailableError(f"etcd: {error.code().name}: {error.details()}")
+    return StorageError(f"etcd: {error.code().name}: {error.details()}")
+
+
 class EtcdStorage:
-    """Storage on an etcd v3 cluster through etcd3aio (reads) and its raw stubs (watch)."""
+    """Storage on an etcd v3 cluster: etcd3aio makes the connection (endpoints, keepalive, TLS);
+    calls go through its generated stubs so that each is made exactly once (see `_call`)."""
 
     def __init__(self, endpoints: Sequence[str], *, request_timeout: float = 10.0) -> None:
         self._client = Etcd3Client(list(endpoints), rpc_max_attempts=3)
         self._timeout = request_timeout
-        self._kv: KVService | None = None
+        self._kv_stub: Any = None
         self._watch_stub: Any = None
         # The request queue of each open watch stream, by prefix, for progress requests.
         self._progress_queues: dict[str, asyncio.Queue[rpc_pb2.WatchRequest]] = {}
 
     async def connect(self) -> None:
         await self._client.connect()
-        self._kv = self._client.kv
-        self._watch_stub = rpc_pb2_grpc.WatchStub(self._client._channel)
+        channel = self._client._channel
+        self._kv_stub = rpc_pb2_grpc.KVStub(channel)
+        self._watch_stub = rpc_pb2_grpc.WatchStub(channel)
 
     async def close(self) -> None:
         await self._client.close()
 
-    @property
-    def kv(self) -> KVService:
-        if self._kv is None:
-            raise RuntimeError("EtcdStorage.connect() was not called")
-        return self._kv
+    async def _call(self, rpc: Any, request: Any) -> Any:
+        """One etcd RPC on the raw stubs, its failure mapped to a StorageError.
 
-    @contextlib.asynccontextmanager
-    async def _errors(self) -> AsyncIterator[None]:
+        Not retried here: reads are retried by API clients, and writes must not be (see above).
+        """
         try:
-            yield
-        except (EtcdConnectionError, EtcdTransientError) as error:
-            raise StorageUnavailableError(str(error)) from error
+            return await rpc(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
-            if _is_compacted(error):
-                raise CompactedError(0) from error
-            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise StorageUnavailableError(error.details() or error.code().name) from error
-            raise StorageError(f"etcd: {error.code().name}: {error.details()}") from error
-        except (EtcdError, TimeoutError) as error:
-            raise StorageUnavailableError(f"etcd: {error}") from error
+            raise _storage_error(error) from error
 
     async def get(self, key: str) -> KeyValue | None:
-        async with self._errors():
-            response = await self.kv.get(key, timeout=self._timeout)
+        response = await self._call(self._kv_stub.Range, rpc_pb2.RangeRequest(key=key.encode()))
         return _kv(response.kvs[0]) if response.kvs else None
 
     async def list(
         self, prefix: str, *, revision: int = 0, start_key: str = "", limit: int = 0
     ) -> ListResult:
         """Keys under `prefix` (from `start_key` on) in key order, at `revision` (0: now)."""
-        async with self._errors():
-            response = await self.kv.get(
-                start_key or prefix,
-                prefix_range_end(prefix),
-                revision=revision,
-                limit=limit,
-                timeout=self._timeout,
-            )
+        request = rpc_pb2.RangeRequest(
+            key=(start_key or prefix).encode(),
+            range_end=prefix_range_end(prefix),
+            revision=revision,
+            limit=limit,
+        )
+        response = await self._call(self._kv_stub.Range, request)
         return ListResult(
             [_kv(raw) for raw in response.kvs],
             int(response.header.revision),
@@ -217,29 +213,25 @@ class EtcdStorage:
         end = prefix_range_end(prefix)
         base = {"key": prefix.encode(), "range_end": end, "revision": at, "count_only": True}
         try:
-            async with self._errors():
-                total = await self.kv._stub.Range(
-                    rpc_pb2.RangeRequest(**base), timeout=self._timeout
-                )
-                written = await self.kv._stub.Range(
-                    rpc_pb2.RangeRequest(**base, min_mod_revision=after + 1), timeout=self._timeout
-                )
+            total = await self._call(self._kv_stub.Range, rpc_pb2.RangeRequest(**base))
+            written = await self._call(
+                self._kv_stub.Range, rpc_pb2.RangeRequest(**base, min_mod_revision=after + 1)
+            )
         except CompactedError:
             return False
         return int(total.count) == expected_count and int(written.count) == 0
 
     async def current_revision(self) -> int:
-        async with self._errors():
-            response = await self.kv.get("\x00", count_only=True, timeout=self._timeout)
+        request = rpc_pb2.RangeRequest(key=b"\x00", count_only=True)
+        response = await self._call(self._kv_stub.Range, request)
         return int(response.header.revision)
 
     async def _txn(self, compare: Any, success: Any, key: str) -> tuple[bool, int, KeyValue | None]:
         request = rpc_pb2.TxnRequest(
             compare=[compare], success=success, failure=[KVService.txn_op_get(key)]
         )
-        async with self._errors():
-            # The raw stub: a write is attempted exactly once (see the module docstring).
-            response = await self.kv._stub.Txn(request, timeout=self._timeout)
+        # A write is attempted exactly once (see the module docstring).
+        response = await self._call(self._kv_stub.Txn, request)
         if response.succeeded:
             return True, int(response.header.revision), None
         kvs = response.responses[0].response_range.kvs
@@ -282,13 +274,10 @@ class EtcdStorage:
         return revision
 
     async def compact(self, revision: int) -> None:
-        async with self._errors():
-            try:
-                await self.kv.compact(revision, timeout=self._timeout)
-            except grpc.aio.AioRpcError as error:
-                if "compacted" in (error.details() or ""):
-                    return  # already compacted at or beyond this revision
-                raise
+        try:
+            await self._call(self._kv_stub.Compact, rpc_pb2.CompactionRequest(revision=revision))
+        except CompactedError:
+            return  # already compacted at or beyond this revision
 
     def request_progress(self, prefix: str) -> None:
         """Ask the watch stream on `prefix` to report the revision it is complete up to.
