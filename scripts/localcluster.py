@@ -133,7 +133,7 @@ def apiserver_command(config: Config) -> list[str]:
         str(VENV_BIN / "bosun-apiserver"),
         "--etcd-servers", config.etcd_endpoint,
         "--listen", config.apiserver_address,
-        "--metrics-port", str(config.metrics_port),
+        "--metrics-port", str(config.metrics_port), "--metrics-address", "127.0.0.1",
     ]  # fmt: skip
 
 

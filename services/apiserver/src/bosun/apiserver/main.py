@@ -32,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-port", type=int, default=9090, help="Prometheus /metrics port (0 disables)"
     )
+    parser.add_argument(
+        "--metrics-address", default="0.0.0.0", help="address the /metrics endpoint listens on"
+    )
     parser.add_argument("--tls-cert-file", type=Path, help="serve TLS with this certificate")
     parser.add_argument("--tls-private-key-file", type=Path, help="the certificate's key")
     parser.add_argument(
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_tracing(
         "bosun-apiserver", exporter=args.tracing_exporter, endpoint=args.tracing_endpoint
     )
-    start_metrics_server(args.metrics_port)
+    start_metrics_server(args.metrics_port, host=args.metrics_address)
     install_uvloop()
     asyncio.run(serve(args))
 
