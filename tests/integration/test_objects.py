@@ -202,3 +202,13 @@ async def test_dry_run_stores_nothing(client: Client) -> None:
     await client.config_maps.create(testing.config_map("cfg"), dry_run=True)
     with pytest.raises(NotFoundError):
         await client.config_maps.get("cfg")
+
+
+async def test_requests_are_counted_in_prometheus_metrics(client: Client) -> None:
+    from prometheus_client import REGISTRY
+
+    labels = {"grpc_method": "/bosun.api.apiserver.v1.ApiServer/Create", "grpc_code": "OK"}
+    before = REGISTRY.get_sample_value("bosun_grpc_server_handled_total", labels) or 0.0
+    await client.config_maps.create(testing.config_map("counted"))
+    after = REGISTRY.get_sample_value("bosun_grpc_server_handled_total", labels)
+    assert after == before + 1

@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from bosun.api.apiserver.v1 import apiserver_pb2
 from bosun.api.v1 import core_pb2, meta_pb2, object_pb2
 from bosun.common import kinds
+from bosun.common.grpcutil import instrument_handler
 from bosun.common.tracing import (
     TracingServerInterceptor,
     bosun_attributes,
@@ -61,28 +62,35 @@ async def watch(
         await asyncio.Event().wait()
 
 
-def handlers() -> grpc.GenericRpcHandler:
+def handlers(tracer_provider: TracerProvider | None = None) -> grpc.GenericRpcHandler:
+    """The test service; with a tracer provider, each method is instrumented at registration
+    (grpcutil.instrument_handler) instead of by the interceptor."""
     serialize = object_pb2.Object.SerializeToString
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Get": grpc.unary_unary_rpc_method_handler(
-                get,
-                request_deserializer=apiserver_pb2.GetRequest.FromString,
-                response_serializer=serialize,
-            ),
-            "Create": grpc.unary_unary_rpc_method_handler(
-                create,
-                request_deserializer=apiserver_pb2.CreateRequest.FromString,
-                response_serializer=serialize,
-            ),
-            "Watch": grpc.unary_stream_rpc_method_handler(
-                watch,
-                request_deserializer=apiserver_pb2.WatchRequest.FromString,
-                response_serializer=apiserver_pb2.WatchEvent.SerializeToString,
-            ),
-        },
-    )
+    methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "Get": grpc.unary_unary_rpc_method_handler(
+            get,
+            request_deserializer=apiserver_pb2.GetRequest.FromString,
+            response_serializer=serialize,
+        ),
+        "Create": grpc.unary_unary_rpc_method_handler(
+            create,
+            request_deserializer=apiserver_pb2.CreateRequest.FromString,
+            response_serializer=serialize,
+        ),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            watch,
+            request_deserializer=apiserver_pb2.WatchRequest.FromString,
+            response_serializer=apiserver_pb2.WatchEvent.SerializeToString,
+        ),
+    }
+    if tracer_provider is not None:
+        methods = {
+            name: instrument_handler(
+                handler, f"/{SERVICE}/{name}", metrics=False, tracer_provider=tracer_provider
+            )
+            for name, handler in methods.items()
+        }
+    return grpc.method_handlers_generic_handler(SERVICE, methods)
 
 
 class Traced:
@@ -118,13 +126,17 @@ class Traced:
         return client, server
 
 
-@pytest.fixture
-async def traced() -> AsyncIterator[Traced]:
+@pytest.fixture(params=["interceptor", "instrumented-handlers"])
+async def traced(request: pytest.FixtureRequest) -> AsyncIterator[Traced]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    server = grpc.aio.server(interceptors=[TracingServerInterceptor(tracer_provider=provider)])
-    server.add_generic_rpc_handlers((handlers(),))
+    if request.param == "interceptor":
+        server = grpc.aio.server(interceptors=[TracingServerInterceptor(tracer_provider=provider)])
+        server.add_generic_rpc_handlers((handlers(),))
+    else:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((handlers(tracer_provider=provider),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(
