@@ -17,7 +17,7 @@ CLUSTER_FLAGS ?=
 PYTEST_FLAGS ?=
 BENCH_FLAGS ?=
 
-MYPY_PATHS := libs/common/src/bosun/common services/apiserver/src/bosun/apiserver
+MYPY_PATHS := libs/common/src/bosun/common services/apiserver/src/bosun/apiserver cli/src/bosun/cli
 CLUSTER := $(VENV_PY) scripts/localcluster.py $(CLUSTER_FLAGS)
 
 .PHONY: help install proto proto-check lint test up down status logs bench-apiserver clean
@@ -49,7 +49,7 @@ proto: $(VENV_PY) ## Regenerate Python code from proto/ into libs/common/src (co
 proto-check: $(VENV_PY) ## Fail (with the diff) when committed generated code differs from proto/
 	@scripts/check_proto_drift.sh
 
-lint: $(VENV_PY) ## ruff check, ruff format --check, mypy on bosun.common and bosun.apiserver
+lint: $(VENV_PY) ## ruff check, ruff format --check, mypy on every package
 	@status=0; \
 	echo "+ ruff check ."; $(VENV)/bin/ruff check . || status=1; \
 	echo "+ ruff format --check ."; $(VENV)/bin/ruff format --check --output-format concise . \

@@ -1,0 +1,1 @@
+"""bosunctl: a kubectl-like command line for Bosun."""

@@ -1,0 +1,498 @@
+"""Bosun's container images and deployment manifests.
+
+Containers (a Docker engine is needed): scripts/build_images.sh builds bosun/etcd:dev and
+bosun/apiserver:dev (cached: about 2 s; cold, with the debootstrap base image: about a minute),
+then
+
+* etcd and the apiserver run as containers on a user-defined network of their own, the
+  apiserver's ports published on 127.0.0.1 (ports Docker picks), and this process talks to it
+  with bosun.common.client: a ConfigMap round trip, the gRPC health check, the image's own health
+  probe, a non-root user, /metrics, a clean stop on SIGTERM;
+* deploy/compose/compose.yaml comes up as a compose project of its own (docker-compose 1.29 or
+  the compose v2 plugin) and serves the same round trip.
+
+Everything a test starts carries a unique name and is removed by a finalizer, also when the test
+fails. Without a Docker engine (or a compose command) these tests skip, except in CI (CI=true),
+where they fail: CI must run them.
+
+Manifests (no Docker): the compose file's shape, and the Helm chart, which cannot be rendered here
+(no helm binary): values.yaml against values.schema.json, every `.Values` path that a template
+uses exists in values.yaml, and the template actions nest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bosun.api.v1 import core_pb2
+from bosun.common.client import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = ROOT / "scripts" / "build_images.sh"
+COMPOSE_FILE = ROOT / "deploy" / "compose" / "compose.yaml"
+CHART = ROOT / "deploy" / "helm" / "bosun"
+TAG = "dev"
+ETCD_IMAGE = f"bosun/etcd:{TAG}"
+APISERVER_IMAGE = f"bosun/apiserver:{TAG}"
+LABEL = "org.bosun.test=test_containers"
+
+# The first run builds the base image (debootstrap, ~1 min) and downloads the wheelhouse.
+container_test = pytest.mark.timeout(900)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip, or fail under CI: CI is where these tests must run."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {reason}; .ci/run must provide it", pytrace=False)
+    pytest.skip(reason)
+
+
+def _run(*argv: str, timeout: float = 120, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(argv)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+        )
+    return result.stdout.strip()
+
+
+def docker(*args: str, timeout: float = 120) -> str:
+    return _run("docker", *args, timeout=timeout)
+
+
+def _quiet(*argv: str, env: dict[str, str] | None = None) -> None:
+    """Run a cleanup command, ignoring failures (the thing may never have been created)."""
+    subprocess.run(argv, capture_output=True, timeout=120, env=env, check=False)
+
+
+def _logs(*containers: str) -> str:
+    parts = []
+    for name in containers:
+        result = subprocess.run(
+            ["docker", "logs", "--tail", "40", name],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        parts.append(f"--- docker logs {name}\n{result.stdout}{result.stderr}")
+    return "\n".join(parts)
+
+
+def _published(port_output: str) -> str:
+    """'127.0.0.1:49153' from `docker port` / `compose port` output."""
+    for line in port_output.splitlines():
+        if line.startswith("127.0.0.1:"):
+            return line.strip()
+    raise AssertionError(f"no 127.0.0.1 address in {port_output!r}")
+
+
+def grpc_health(target: str, timeout: float = 2.0) -> str:
+    with grpc.insecure_channel(target) as channel:
+        response = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=timeout
+        )
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+
+
+def wait_serving(target: str, describe: Callable[[], str], timeout: float = 60.0) -> None:
+    """Wait for the gRPC health check on `target` to say SERVING; fail with `describe()`."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            if grpc_health(target, timeout=1.0) == "SERVING":
+                return
+        except grpc.RpcError as error:
+            last = f"{error.code().name}: {error.details()}"
+        time.sleep(0.25)
+    raise AssertionError(f"{target} not SERVING after {timeout}s ({last})\n{describe()}")
+
+
+async def configmap_round_trip(target: str, name: str) -> None:
+    async with Client(target, timeout=15) as client:
+        configmap = core_pb2.ConfigMap()
+        configmap.metadata.name = name
+        configmap.metadata.namespace = "default"
+        configmap.data["where"] = "in a container"
+        created = await client.config_maps.create(configmap)
+        fetched = await client.config_maps.get(name, namespace="default")
+    assert created.metadata.uid
+    assert fetched.metadata.uid == created.metadata.uid
+    assert dict(fetched.data) == {"where": "in a container"}
+
+
+@pytest.fixture(scope="module")
+def images() -> None:
+    """Build (or find cached) the images with scripts/build_images.sh."""
+    if shutil.which("docker") is None:
+        _unavailable("no docker command (apt-get install docker.io)")
+    info = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
+    if info.returncode != 0:
+        _unavailable("no Docker engine answers `docker info` (start dockerd)")
+    _run("bash", str(BUILD_SCRIPT), timeout=840, env={**os.environ, "TAG": TAG})
+
+
+# ---------------------------------------------------------------------------- docker run
+
+
+@dataclass
+class ContainerCluster:
+    network: str
+    etcd: str
+    apiserver: str
+    apiserver_address: str
+    metrics_address: str
+
+
+@pytest.fixture
+def container_cluster(images: None) -> Iterator[ContainerCluster]:
+    name = f"bosun-test-{uuid.uuid4().hex[:10]}"
+    etcd, apiserver = f"{name}-etcd", f"{name}-apiserver"
+    try:  # the `finally` removes whatever was made, also when starting fails half-way
+        docker("network", "create", "--label", LABEL, name)
+        docker(
+            "run", "--detach", "--pull", "never", "--name", etcd, "--label", LABEL,
+            "--network", name, "--network-alias", "etcd",
+            "--env", "ETCD_ADVERTISE_CLIENT_URLS=http://etcd:2379",
+            ETCD_IMAGE,
+        )  # fmt: skip
+        docker(
+            "run", "--detach", "--pull", "never", "--name", apiserver, "--label", LABEL,
+            "--network", name,
+            "--publish", "127.0.0.1::6443", "--publish", "127.0.0.1::9090",
+            APISERVER_IMAGE, "--listen", "0.0.0.0:6443", "--etcd-servers", "etcd:2379",
+        )  # fmt: skip
+        address = _published(docker("port", apiserver, "6443/tcp"))
+        metrics = _published(docker("port", apiserver, "9090/tcp"))
+        wait_serving(address, lambda: _logs(etcd, apiserver))
+        yield ContainerCluster(name, etcd, apiserver, address, metrics)
+    finally:
+        _quiet("docker", "rm", "--force", "--volumes", apiserver, etcd)
+        _quiet("docker", "network", "rm", name)
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as page:
+        return str(page.read().decode())
+
+
+@container_test
+async def test_apiserver_container_serves_clients_on_the_host(
+    container_cluster: ContainerCluster,
+) -> None:
+    cluster = container_cluster
+    await configmap_round_trip(cluster.apiserver_address, "from-the-host")
+    assert grpc_health(cluster.apiserver_address) == "SERVING"
+
+    # The probe behind the image's HEALTHCHECK works inside the container.
+    assert docker("exec", cluster.apiserver, "grpc-health-probe").endswith("SERVING")
+    assert docker("exec", cluster.etcd, "/usr/local/bin/etcdctl", "endpoint", "health")
+
+    # Unprivileged users, as the images (and the Helm chart's securityContext) promise.
+    assert docker("exec", cluster.apiserver, "id", "-u") == "10001"
+    assert docker("inspect", "--format", "{{.Config.User}}", cluster.etcd) == "65532:65532"
+
+    metrics = await asyncio.to_thread(_get, f"http://{cluster.metrics_address}/metrics")
+    assert "bosun_grpc_server_handled_total" in metrics
+
+    # SIGTERM: the apiserver drains and exits 0 (PID 1 is bosun-apiserver itself).
+    docker("stop", "--time", "20", cluster.apiserver, timeout=60)
+    state = json.loads(docker("inspect", "--format", "{{json .State}}", cluster.apiserver))
+    assert state["ExitCode"] == 0, _logs(cluster.apiserver)
+    assert "shutting down" in _logs(cluster.apiserver)
+
+
+# ------------------------------------------------------------------------------- compose
+
+
+def compose_command() -> list[str] | None:
+    """`docker compose` (v2 plugin) if it works, else Debian's `docker-compose` (1.29)."""
+    if shutil.which("docker"):
+        plugin = subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, timeout=30, check=False
+        )
+        if plugin.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+@dataclass
+class ComposeProject:
+    name: str
+    containers: dict[str, str]
+    apiserver_address: str
+
+
+@pytest.fixture
+def compose_project(images: None) -> Iterator[ComposeProject]:
+    command = compose_command()
+    if command is None:
+        _unavailable("no `docker compose` nor `docker-compose` (apt-get install docker-compose)")
+    # Port 0: Docker picks free ports on 127.0.0.1.
+    env = {**os.environ, "BOSUN_TAG": TAG, "BOSUN_APISERVER_PORT": "0", "BOSUN_METRICS_PORT": "0"}
+    project = f"bosuntest{uuid.uuid4().hex[:10]}"
+    compose = [*command, "--file", str(COMPOSE_FILE), "--project-name", project]
+    try:  # the `finally` removes the project (and its volume), also when `up` fails
+        _run(*compose, "up", "--detach", timeout=180, env=env)
+        containers = {
+            service: _run(*compose, "ps", "--quiet", service, env=env)
+            for service in ("etcd", "apiserver")
+        }
+        address = _published(_run(*compose, "port", "apiserver", "6443", env=env))
+        wait_serving(address, lambda: _logs(*containers.values()))
+        yield ComposeProject(project, containers, address)
+    finally:
+        _quiet(*compose, "down", "--volumes", "--remove-orphans", "--timeout", "20", env=env)
+
+
+@container_test
+async def test_compose_stack_serves_clients(compose_project: ComposeProject) -> None:
+    project, containers = compose_project, compose_project.containers
+    address = project.apiserver_address
+    await configmap_round_trip(address, "from-compose")
+
+    # The healthcheck commands the compose file declares work inside their containers.
+    spec = yaml.safe_load(COMPOSE_FILE.read_text())
+    for service, container in containers.items():
+        test = spec["services"][service]["healthcheck"]["test"]
+        assert test[0] == "CMD"
+        docker("exec", container, *test[1:])
+    # etcd's data is in the project's named volume.
+    mounts = json.loads(docker("inspect", "--format", "{{json .Mounts}}", containers["etcd"]))
+    assert [m["Name"] for m in mounts if m["Destination"] == "/var/lib/etcd"] == [
+        f"{project.name}_etcd-data"
+    ]
+
+
+# ------------------------------------------------------------------------------ manifests
+
+
+def test_compose_file_declares_the_stack() -> None:
+    spec = yaml.safe_load(COMPOSE_FILE.read_text())
+    # docker-compose 1.29 rejects a top-level `name`; `version` is obsolete in compose v2.
+    assert set(spec) == {"services", "volumes"}
+    assert set(spec["services"]) >= {"etcd", "apiserver"}
+    assert "etcd-data" in spec["volumes"]
+    for name, service in spec["services"].items():
+        assert service["image"].startswith(f"bosun/{name}:"), name
+        assert service["pull_policy"] == "never", name
+        assert service["restart"] == "unless-stopped", name
+        assert service["healthcheck"]["test"][0] == "CMD", name
+    apiserver = spec["services"]["apiserver"]
+    assert apiserver["depends_on"]["etcd"]["condition"] == "service_healthy"
+    assert "--etcd-servers=etcd:2379" in apiserver["command"]
+    assert all(port.startswith("${BOSUN_BIND_ADDRESS:-127.0.0.1}:") for port in apiserver["ports"])
+
+
+def test_compose_config_is_accepted() -> None:
+    command = compose_command()
+    if command is None:
+        pytest.skip("no compose command to validate with")
+    _run(*command, "--file", str(COMPOSE_FILE), "config", "--quiet", timeout=60)
+
+
+def _values() -> dict[str, Any]:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert isinstance(values, dict)
+    return values
+
+
+def _schema() -> dict[str, Any]:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert isinstance(schema, dict)
+    return schema
+
+
+# The JSON Schema keywords values.schema.json may use: the ones `_validate` implements (so that a
+# keyword it would silently ignore cannot creep in), plus annotations.
+_KEYWORDS = {
+    "type", "properties", "additionalProperties", "required", "items", "enum",
+    "minimum", "maximum", "minLength", "minItems", "pattern",
+    "$schema", "title", "description",
+}  # fmt: skip
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "number": (int, float),
+    "null": type(None),
+}
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if isinstance(value, bool) and name in ("integer", "number"):
+        return False
+    return isinstance(value, _TYPES[name])
+
+
+def _validate(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """A JSON Schema (draft-07) validator for the keywords in _KEYWORDS."""
+    where = path or "(root)"
+    types = schema.get("type")
+    if types is not None:
+        names = [types] if isinstance(types, str) else types
+        if not any(_is_type(value, name) for name in names):
+            return [f"{where}: {value!r} is not of type {types}"]
+    errors = []
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            errors.append(f"{where}: {value!r} is too short")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            errors.append(f"{where}: {value!r} does not match {schema['pattern']}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            errors.append(f"{where}: {value} < {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            errors.append(f"{where}: {value} > {schema['maximum']}")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            errors.append(f"{where}: fewer than {schema['minItems']} items")
+        for index, item in enumerate(value):
+            errors += _validate(item, schema.get("items", {}), f"{path}[{index}]")
+    if isinstance(value, dict):
+        errors += [
+            f"{where}: {key!r} is required"
+            for key in schema.get("required", ())
+            if key not in value
+        ]
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else key
+            if key in properties:
+                errors += _validate(item, properties[key], child)
+            elif extra is False:
+                errors.append(f"{where}: unknown key {key!r}")
+            elif isinstance(extra, dict):
+                errors += _validate(item, extra, child)
+    return errors
+
+
+def _schema_keywords(schema: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        found |= set(schema)
+        for key, sub in schema.items():
+            if key == "properties":
+                for prop in sub.values():
+                    found |= _schema_keywords(prop)
+            elif key in ("items", "additionalProperties"):
+                found |= _schema_keywords(sub)
+    return found
+
+
+def _check_values(values: dict[str, Any]) -> list[str]:
+    schema = _schema()
+    errors = _validate(values, schema)
+    try:
+        import jsonschema  # type: ignore[import-untyped]
+    except ImportError:
+        return errors
+    validator = jsonschema.Draft7Validator(schema)
+    return errors + [f"jsonschema: {e.message}" for e in validator.iter_errors(values)]
+
+
+def test_helm_values_match_the_schema() -> None:
+    assert _schema_keywords(_schema()) <= _KEYWORDS
+    assert _check_values(_values()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda v: v["etcd"].update(replicaCount=2), "replicaCount: 2 is not one of"),
+        (lambda v: v["apiserver"].update(replicas=3), "unknown key 'replicas'"),
+        (lambda v: v["apiserver"]["image"].update(pullPolicy="Sometimes"), "pullPolicy"),
+        (lambda v: v["etcd"]["persistence"].update(size="lots"), "does not match"),
+        (lambda v: v["externalEtcd"].update(endpoints=["etcd"]), "does not match"),
+        (lambda v: v.update(scheduler={}), "unknown key 'scheduler'"),
+    ],
+    ids=["etcd-members", "unknown-key", "pull-policy", "volume-size", "endpoint", "component"],
+)
+def test_helm_schema_rejects_bad_values(
+    change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    values = _values()
+    change(values)
+    errors = _check_values(values)
+    assert any(expected in error for error in errors), errors
+
+
+def _templates() -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((CHART / "templates").iterdir()) if p.is_file()}
+
+
+def test_helm_templates_use_only_defined_values() -> None:
+    values = _values()
+    missing = []
+    for name, text in _templates().items():
+        for match in re.finditer(r"\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", text):
+            node: Any = values
+            for key in match.group(1).strip(".").split("."):
+                if not isinstance(node, dict) or key not in node:
+                    missing.append(f"{name}: .Values{match.group(1)}")
+                    break
+                node = node[key]
+    assert missing == []
+
+
+def test_helm_template_actions_nest() -> None:
+    openers = {"if", "range", "with", "define", "block"}
+    for name, text in _templates().items():
+        assert text.count("{{") == text.count("}}"), name
+        stack: list[str] = []
+        for action in re.findall(r"\{\{-?\s*(.*?)\s*-?\}\}", text, flags=re.DOTALL):
+            if action.startswith("/*"):
+                continue
+            word = re.split(r"[\s(]", action, maxsplit=1)[0]
+            if word in openers:
+                stack.append(word)
+            elif word == "else":
+                assert stack, f"{name}: `else` outside a block"
+                assert stack[-1] in ("if", "with", "range"), f"{name}: `else` in {stack[-1]}"
+            elif word == "end":
+                assert stack, f"{name}: `end` without an opener"
+                stack.pop()
+        assert stack == [], f"{name}: unclosed {stack}"
+
+
+def test_helm_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == CHART.name == "bosun"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", chart["version"])
+    expected = {
+        "_helpers.tpl", "NOTES.txt", "serviceaccount.yaml", "apiserver-deployment.yaml",
+        "apiserver-service.yaml", "etcd-statefulset.yaml", "etcd-service.yaml",
+    }  # fmt: skip
+    assert expected <= set(_templates())
