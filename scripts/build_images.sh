@@ -227,7 +227,7 @@ build_apiserver() {
   fi
   build_image "bosun/apiserver:$TAG" services/apiserver/Dockerfile \
     "$WHEELS/requirements-apiserver.txt" "$WHEELS/deps" "$WHEELS/bosun" \
-    docker/grpc_health_probe.py docker/resolve_etcd_servers.py
+    docker/grpc_health_probe.py
 }
 
 # -------------------------------------------------------------------------------------- main

@@ -8,8 +8,8 @@ then
   apiserver's ports published on 127.0.0.1 (ports Docker picks), and this process talks to it
   with bosun.common.client: a ConfigMap round trip, the gRPC health check, the image's own health
   probe, a non-root user, /metrics, a clean stop on SIGTERM;
-* deploy/compose/compose.yaml comes up as a compose project of its own (docker-compose 1.29 or
-  the compose v2 plugin) and serves the same round trip.
+* deploy/compose/docker-compose.yaml comes up as a compose project of its own (docker-compose 1.29
+  or the compose v2 plugin); `bosunctl apply` sends it a manifest and `bosunctl get` reads it back.
 
 Everything a test starts carries a unique name and is removed by a finalizer, also when the test
 fails. Without a Docker engine (or a compose command) these tests skip, except in CI (CI=true),
@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -46,7 +47,7 @@ from bosun.common.client import Client
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "scripts" / "build_images.sh"
-COMPOSE_FILE = ROOT / "deploy" / "compose" / "compose.yaml"
+COMPOSE_FILE = ROOT / "deploy" / "compose" / "docker-compose.yaml"
 CHART = ROOT / "deploy" / "helm" / "bosun"
 TAG = "dev"
 ETCD_IMAGE = f"bosun/etcd:{TAG}"
@@ -271,11 +272,40 @@ def compose_project(images: None) -> Iterator[ComposeProject]:
         _quiet(*compose, "down", "--volumes", "--remove-orphans", "--timeout", "20", env=env)
 
 
+MANIFEST = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: from-compose
+  labels: {app: web}
+data:
+  where: in a compose stack
+"""
+
+
+def bosunctl(address: str, *args: str, stdin: str | None = None) -> str:
+    """Run the bosunctl of this venv against `address`, with no config file of the user's."""
+    command = [str(Path(sys.executable).with_name("bosunctl")), "--server", address, *args]
+    env = {**os.environ, "BOSUN_CONFIG": os.devnull}
+    result = subprocess.run(
+        command, input=stdin, capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert result.returncode == 0, f"{command} exited {result.returncode}: {result.stderr}"
+    return result.stdout
+
+
 @container_test
-async def test_compose_stack_serves_clients(compose_project: ComposeProject) -> None:
+async def test_compose_stack_serves_bosunctl(compose_project: ComposeProject) -> None:
     project, containers = compose_project, compose_project.containers
     address = project.apiserver_address
-    await configmap_round_trip(address, "from-compose")
+    applied = await asyncio.to_thread(bosunctl, address, "apply", "-f", "-", stdin=MANIFEST)
+    assert "configmap/from-compose created" in applied
+    fetched = yaml.safe_load(
+        await asyncio.to_thread(bosunctl, address, "get", "cm", "from-compose", "-o", "yaml")
+    )
+    assert fetched["data"] == {"where": "in a compose stack"}
+    assert fetched["metadata"]["labels"] == {"app": "web"}
+    assert fetched["metadata"]["uid"]
 
     # The healthcheck commands the compose file declares work inside their containers.
     spec = yaml.safe_load(COMPOSE_FILE.read_text())

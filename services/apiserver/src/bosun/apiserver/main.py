@@ -8,6 +8,7 @@ import logging
 import signal
 from pathlib import Path
 
+from bosun.apiserver.etcd_target import parse_endpoint
 from bosun.apiserver.server import ApiServer, ApiServerConfig
 from bosun.common.grpcutil import install_uvloop
 from bosun.common.logging import configure_logging
@@ -15,6 +16,18 @@ from bosun.common.metrics import start_metrics_server
 from bosun.common.tracing import configure_tracing
 
 log = logging.getLogger("bosun.apiserver")
+
+
+def _etcd_servers(text: str) -> list[str]:
+    servers = [s.strip() for s in text.split(",") if s.strip()]
+    if not servers:
+        raise argparse.ArgumentTypeError("give at least one host:port")
+    for server in servers:
+        try:
+            parse_endpoint(server)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix("--etcd-servers: ")) from None
+    return servers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--etcd-servers",
         default="127.0.0.1:2379",
-        help="comma-separated etcd client endpoints (host:port)",
+        type=_etcd_servers,
+        help="comma-separated etcd client endpoints: host:port, or http://host:port",
     )
     parser.add_argument("--listen", default="0.0.0.0:6443", help="gRPC listen address")
     parser.add_argument(
@@ -82,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_from_args(args: argparse.Namespace) -> ApiServerConfig:
     return ApiServerConfig(
-        etcd_servers=[s.strip() for s in args.etcd_servers.split(",") if s.strip()],
+        etcd_servers=args.etcd_servers,
         listen=args.listen,
         watch_cache_size=args.watch_cache_size,
         watcher_buffer=args.watcher_buffer,

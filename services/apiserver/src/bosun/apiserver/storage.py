@@ -26,6 +26,8 @@ from etcd3aio import Etcd3Client
 from etcd3aio import _protobuf as etcd_protos
 from etcd3aio.kv import KVService, prefix_range_end
 
+from bosun.apiserver.etcd_target import resolve_target
+
 log = logging.getLogger(__name__)
 
 # etcd's generated messages and stubs, as etcd3aio registers them.
@@ -156,7 +158,8 @@ class EtcdStorage:
     calls go through its generated stubs so that each is made exactly once (see `_call`)."""
 
     def __init__(self, endpoints: Sequence[str], *, request_timeout: float = 10.0) -> None:
-        self._client = Etcd3Client(list(endpoints), rpc_max_attempts=3)
+        self._endpoints = list(endpoints)
+        self._client = Etcd3Client(self._endpoints, rpc_max_attempts=3)
         self._timeout = request_timeout
         self._kv_stub: Any = None
         self._watch_stub: Any = None
@@ -164,6 +167,8 @@ class EtcdStorage:
         self._progress_queues: dict[str, asyncio.Queue[rpc_pb2.WatchRequest]] = {}
 
     async def connect(self) -> None:
+        # etcd3aio would dial `ipv4:<endpoints>`, which refuses host names: give it our target.
+        self._client._manager.target = await resolve_target(self._endpoints)
         await self._client.connect()
         channel = self._client._channel
         self._kv_stub = rpc_pb2_grpc.KVStub(channel)
