@@ -18,7 +18,7 @@ PYTEST_FLAGS ?=
 BENCH_FLAGS ?=
 
 MYPY_PATHS := libs/common/src/bosun/common services/apiserver/src/bosun/apiserver cli/src/bosun/cli
-CLUSTER := $(VENV_PY) scripts/localcluster.py $(CLUSTER_FLAGS)
+CLUSTER := $(VENV)/bin/bosunctl local --state-dir .bosun $(CLUSTER_FLAGS)
 
 .PHONY: help install proto proto-check lint test up down status logs bench-apiserver clean
 
@@ -61,14 +61,14 @@ test: install ## Install, check generated code for drift, run every test (pytest
 	@scripts/check_proto_drift.sh
 	$(VENV)/bin/pytest -q $(PYTEST_FLAGS)
 
-up: install ## Start a local cluster (etcd + apiserver) under .bosun/ and wait until healthy
+up: install ## Start the local cluster under .bosun/ (bosunctl local up): every component, healthy
 	@$(CLUSTER) up
 
 down: ## Stop the local cluster (SIGTERM, then SIGKILL after 10 s); .bosun/etcd data stays
 	@if [ -x $(VENV_PY) ]; then $(CLUSTER) down; else echo "no $(VENV): nothing runs"; fi
 
 status: $(VENV_PY) ## Show each local-cluster component as up or down, with pid, address, log
-	@$(CLUSTER) status
+	@$(CLUSTER) status || true
 
 logs: $(VENV_PY) ## Follow the local cluster's logs (Ctrl-C stops)
 	@$(CLUSTER) logs --follow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from opentelemetry import trace
 
 from bosun.cli.commands.apply import apply, create, replace
 from bosun.cli.commands.config import config
@@ -12,6 +13,7 @@ from bosun.cli.commands.events import events
 from bosun.cli.commands.get import get
 from bosun.cli.commands.info import api_resources, client_version, version
 from bosun.cli.commands.label import annotate, label
+from bosun.cli.commands.local import local
 from bosun.cli.commands.wait import wait
 from bosun.cli.errors import cli_errors
 from bosun.cli.session import GlobalOptions, connection_options
@@ -24,8 +26,16 @@ class BosunGroup(click.Group):
     """Runs every command inside one error handler (see bosun.cli.errors) and trace span."""
 
     def invoke(self, ctx: click.Context) -> object:
-        with command_span(ctx.invoked_subcommand or ""), cli_errors():
+        with command_span(), cli_errors():
             return super().invoke(ctx)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        # Only now is the command known: name the span that `invoke` opened after it.
+        trace.get_current_span().update_name(f"bosunctl {name}")
+        return name, command, rest
 
 
 @click.group(
@@ -62,6 +72,7 @@ for command in (
     api_resources,
     version,
     config,
+    local,
 ):
     cli.add_command(command)
 

@@ -26,11 +26,13 @@ callback), so a watch that is torn down still closes its span.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib
 import logging
+import os
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -48,13 +50,18 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 from bosun.api.v1 import object_pb2
 from bosun.common import kinds
 from bosun.common.grpcutil import RpcScope, status_code_of, wrap_method_handler
+from bosun.common.tracefile import JsonLinesSpanExporter
 
 __all__ = [
     "TracingServerInterceptor",
     "TracingUnaryStreamClientInterceptor",
     "TracingUnaryUnaryClientInterceptor",
+    "add_tracing_arguments",
     "bosun_attributes",
     "configure_tracing",
+    "configure_tracing_from_arguments",
+    "configure_tracing_from_environment",
+    "exporter_from_environment",
     "server_span_scope",
     "tracing_client_interceptors",
 ]
@@ -86,6 +93,52 @@ _OTLP_EXPORTERS = (
 # ------------------------------------------------------------------------------ set-up
 
 
+OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+TRACE_FILE_VARIABLE = "BOSUN_TRACE_FILE"
+
+
+def exporter_from_environment(environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """(exporter, endpoint) as the environment asks: OTLP when an OTLP endpoint is set, else a
+    JSON-lines file when BOSUN_TRACE_FILE is set, else none. OTLP reads its endpoint (and
+    headers, certificates) from the OTEL_EXPORTER_OTLP_* variables itself."""
+    env = os.environ if environ is None else environ
+    if any(env.get(name) for name in OTLP_ENDPOINT_VARIABLES):
+        return "otlp", None
+    if env.get(TRACE_FILE_VARIABLE):
+        return "file", env[TRACE_FILE_VARIABLE]
+    return "none", None
+
+
+def configure_tracing_from_environment(service_name: str) -> SdkTracerProvider:
+    """`configure_tracing` with the exporter the environment asks for (see above)."""
+    exporter, endpoint = exporter_from_environment()
+    return configure_tracing(service_name, exporter=exporter, endpoint=endpoint)
+
+
+def add_tracing_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `--tracing-exporter`/`--tracing-endpoint` flags every component takes."""
+    parser.add_argument(
+        "--tracing-exporter",
+        choices=("auto", "none", "console", "otlp", "file"),
+        default="auto",
+        help="auto: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, a JSON-lines file when "
+        "BOSUN_TRACE_FILE is set, otherwise none",
+    )
+    parser.add_argument(
+        "--tracing-endpoint", default=None, help="OTLP endpoint, or the file for 'file'"
+    )
+
+
+def configure_tracing_from_arguments(
+    service_name: str, args: argparse.Namespace
+) -> SdkTracerProvider:
+    if args.tracing_exporter == "auto":
+        return configure_tracing_from_environment(service_name)
+    return configure_tracing(
+        service_name, exporter=args.tracing_exporter, endpoint=args.tracing_endpoint
+    )
+
+
 def configure_tracing(
     service_name: str, *, exporter: str = "none", endpoint: str | None = None
 ) -> SdkTracerProvider:
@@ -94,10 +147,9 @@ def configure_tracing(
     exporter: "none" installs nothing: spans are the API's non-recording ones, which still
     carry a caller's trace context on to logs and downstream calls at almost no cost (recording
     spans that nobody exports cost about a tenth of an apiserver's request throughput);
-    "console" (stdout) or "otlp" (to `endpoint`, or the OTEL_EXPORTER_OTLP_* defaults). OTLP
-    needs the opentelemetry-exporter-otlp package; without it an error is logged and spans
-    are not exported. The global provider can be set once per process; later calls only
-    return a new, unused provider.
+    "console" (stdout), "otlp" (to `endpoint`, or the OTEL_EXPORTER_OTLP_* defaults), or
+    "file" (JSON lines appended to the path `endpoint`; see bosun.common.tracefile). The global
+    provider can be set once per process; later calls only return a new, unused provider.
     """
     provider = SdkTracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
     span_exporter: SpanExporter | None
@@ -107,8 +159,12 @@ def configure_tracing(
         span_exporter = ConsoleSpanExporter(service_name=service_name)
     elif exporter == "otlp":
         span_exporter = _otlp_exporter(endpoint)
+    elif exporter == "file":
+        if not endpoint:
+            raise ValueError("tracing exporter 'file' needs a path")
+        span_exporter = JsonLinesSpanExporter(endpoint)
     else:
-        raise ValueError(f"unknown tracing exporter {exporter!r} (none, console, otlp)")
+        raise ValueError(f"unknown tracing exporter {exporter!r} (none, console, otlp, file)")
     if span_exporter is None:
         return provider
     provider.add_span_processor(BatchSpanProcessor(span_exporter))

@@ -13,7 +13,7 @@ from bosun.apiserver.server import ApiServer, ApiServerConfig
 from bosun.common.grpcutil import install_uvloop
 from bosun.common.logging import configure_logging
 from bosun.common.metrics import start_metrics_server
-from bosun.common.tracing import configure_tracing
+from bosun.common.tracing import add_tracing_arguments, configure_tracing_from_arguments
 
 log = logging.getLogger("bosun.apiserver")
 
@@ -89,8 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
-    parser.add_argument("--tracing-exporter", choices=("none", "console", "otlp"), default="none")
-    parser.add_argument("--tracing-endpoint", default=None, help="OTLP endpoint")
+    add_tracing_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -124,9 +123,7 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configure_logging("apiserver", level=args.log_level, json=args.log_format == "json")
-    configure_tracing(
-        "bosun-apiserver", exporter=args.tracing_exporter, endpoint=args.tracing_endpoint
-    )
+    configure_tracing_from_arguments("bosun-apiserver", args)
     start_metrics_server(args.metrics_port, host=args.metrics_address)
     install_uvloop()
     asyncio.run(serve(args))

@@ -25,14 +25,26 @@ import grpc
 from etcd3aio import Etcd3Client
 from etcd3aio import _protobuf as etcd_protos
 from etcd3aio.kv import KVService, prefix_range_end
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from bosun.apiserver.etcd_target import resolve_target
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 # etcd's generated messages and stubs, as etcd3aio registers them.
 rpc_pb2: Any = getattr(etcd_protos, "rpc_pb2")  # noqa: B009 - not re-exported for type checkers
 rpc_pb2_grpc: Any = getattr(etcd_protos, "rpc_pb2_grpc")  # noqa: B009
+
+_ETCD_METHODS = {
+    rpc_pb2.RangeRequest: "Range",
+    rpc_pb2.TxnRequest: "Txn",
+    rpc_pb2.CompactionRequest: "Compact",
+    rpc_pb2.PutRequest: "Put",
+    rpc_pb2.DeleteRangeRequest: "DeleteRange",
+}
+_ETCD_SPAN_ATTRIBUTES = {"rpc.system": "grpc", "db.system": "etcd"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +193,18 @@ class EtcdStorage:
         """One etcd RPC on the raw stubs, its failure mapped to a StorageError.
 
         Not retried here: reads are retried by API clients, and writes must not be (see above).
+        Each call is a CLIENT span (a child of the request being served), so a trace shows
+        which etcd calls a request made and how long each took.
         """
-        try:
-            return await rpc(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as error:
-            raise _storage_error(error) from error
+        method = _ETCD_METHODS.get(type(request), type(request).__name__)
+        with _tracer.start_as_current_span(
+            f"etcdserverpb.KV/{method}", kind=SpanKind.CLIENT, attributes=_ETCD_SPAN_ATTRIBUTES
+        ) as span:
+            try:
+                return await rpc(request, timeout=self._timeout)
+            except grpc.aio.AioRpcError as error:
+                span.set_status(Status(StatusCode.ERROR, f"{error.code().name}"))
+                raise _storage_error(error) from error
 
     async def get(self, key: str) -> KeyValue | None:
         response = await self._call(self._kv_stub.Range, rpc_pb2.RangeRequest(key=key.encode()))
