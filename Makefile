@@ -17,10 +17,14 @@ CLUSTER_FLAGS ?=
 PYTEST_FLAGS ?=
 BENCH_FLAGS ?=
 
-MYPY_PATHS := libs/common/src/bosun/common services/apiserver/src/bosun/apiserver cli/src/bosun/cli
+MYPY_PATHS := libs/common/src/bosun/common services/apiserver/src/bosun/apiserver cli/src/bosun/cli services/kubelet/src/bosun/kubelet
+# The compose v2 plugin when present, else Debian's docker-compose 1.29.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_DOWN_FLAGS ?=
 CLUSTER := $(VENV)/bin/bosunctl local --state-dir .bosun $(CLUSTER_FLAGS)
 
-.PHONY: help install proto proto-check lint test up down status logs bench-apiserver clean
+.PHONY: help install proto proto-check lint test up down status logs bench-apiserver clean \
+	base-image images compose-up compose-down
 
 help: ## Show this list of targets (the default)
 	@echo "Usage: make <target>"
@@ -72,6 +76,19 @@ status: $(VENV_PY) ## Show each local-cluster component as up or down, with pid,
 
 logs: $(VENV_PY) ## Follow the local cluster's logs (Ctrl-C stops)
 	@$(CLUSTER) logs --follow
+
+base-image: ## Build bosun/python-base:bookworm locally (debootstrap + docker import; no registry)
+	scripts/build_images.sh base
+
+images: $(VENV_PY) ## Build every image (base if missing, wheelhouse, etcd, components); TAG=dev
+	scripts/build_images.sh
+
+compose-up: images ## Run etcd and the components with deploy/compose/docker-compose.yaml
+	$(COMPOSE) -f deploy/compose/docker-compose.yaml -p bosun up -d
+	@echo "apiserver on 127.0.0.1:$${BOSUN_APISERVER_PORT:-6443}: bosunctl --server 127.0.0.1:$${BOSUN_APISERVER_PORT:-6443} get ns"
+
+compose-down: ## Stop the compose stack (add COMPOSE_DOWN_FLAGS=--volumes to delete etcd's data)
+	$(COMPOSE) -f deploy/compose/docker-compose.yaml -p bosun down $(COMPOSE_DOWN_FLAGS)
 
 bench-apiserver: $(VENV_PY) ## Benchmark the apiserver against raw etcd (writes bench/results/apiserver.json)
 	$(VENV_PY) bench/apiserver_bench.py $(BENCH_FLAGS)
