@@ -1,0 +1,5 @@
+trap 'exit 0' TERM INT
+while :; do
+  /bin/busybox sleep 3600 &
+  wait $!
+done
