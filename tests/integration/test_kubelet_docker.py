@@ -71,7 +71,9 @@ def _remove_node_leftovers(node: str) -> None:
     try:
         for container in engine.api.containers(all=True, filters={"label": f"{L.NODE}={node}"}):
             engine.api.remove_container(container["Id"], force=True, v=True)
-        for volume in engine.api.volumes(filters={"label": f"{L.NODE}={node}"}).get("Volumes") or ():
+        for volume in (
+            engine.api.volumes(filters={"label": f"{L.NODE}={node}"}).get("Volumes") or ()
+        ):
             engine.api.remove_volume(volume["Name"], force=True)
     finally:
         engine.close()
@@ -223,7 +225,9 @@ async def test_two_containers_share_localhost_and_one_pod_ip(
     pod = await wait_for(
         client,
         "duo",
-        lambda p: running(p) and all(s.state.HasField("running") for s in p.status.container_statuses),
+        lambda p: (
+            running(p) and all(s.state.HasField("running") for s in p.status.container_statuses)
+        ),
         what="both containers running",
     )
     assert pod.status.pod_ip and pod.status.pod_ip != "127.0.0.1"
@@ -237,3 +241,420 @@ async def test_two_containers_share_localhost_and_one_pod_ip(
     while not await fetched():
         assert time.monotonic() < deadline, "fetch container never got the page over localhost"
         await asyncio.sleep(0.2)
+
+
+async def test_init_container_output_in_empty_dir_is_read_by_the_app(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    mount = [core_pb2.VolumeMount(name="work", mount_path="/work")]
+    pod = make_pod(
+        "init",
+        kubelet.config.node_name,
+        sh("app", "cat /work/msg; exec sleep 3600", volume_mounts=mount),
+    )
+    pod.spec.init_containers.extend(
+        [
+            sh("first", "echo one > /work/msg", volume_mounts=mount),
+            sh("second", "echo two >> /work/msg", volume_mounts=mount),
+        ]
+    )
+    pod.spec.volumes.add(name="work", empty_dir=core_pb2.EmptyDirVolumeSource())
+    await client.pods.create(pod)
+    pod = await wait_for(client, "init", running, what="Running after init containers")
+    for name in ("first", "second"):
+        terminated = status_of(pod, name).state.terminated
+        assert (terminated.exit_code, terminated.reason) == (0, "Completed")
+    assert condition(pod, "Initialized") == "True"
+    await asyncio.sleep(0.5)
+    assert logs_of(kubelet, status_of(pod, "app").container_id).split() == ["one", "two"]
+
+
+async def test_env_from_fields_config_maps_secrets_and_services(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    config = core_pb2.ConfigMap(api_version="v1", kind="ConfigMap")
+    config.metadata.name, config.metadata.namespace = "settings", "default"
+    config.data["color"] = "blue"
+    await client.config_maps.create(config)
+    secret = core_pb2.Secret(api_version="v1", kind="Secret")
+    secret.metadata.name, secret.metadata.namespace = "creds", "default"
+    secret.data["password"] = b"s3cret"
+    await client.secrets.create(secret)
+    service = core_pb2.Service(api_version="v1", kind="Service")
+    service.metadata.name, service.metadata.namespace = "my-db", "default"
+    service.spec.cluster_ip = "10.96.0.42"
+    service.spec.ports.add(name="sql", port=5432, target_port="5432", protocol="TCP")
+    await client.services.create(service)
+    await asyncio.sleep(0.5)  # the kubelet's informers see them
+
+    env = [
+        core_pb2.EnvVar(name="PLAIN", value="x"),
+        core_pb2.EnvVar(name="EXPANDED", value="$(PLAIN)-y"),
+        core_pb2.EnvVar(
+            name="POD_NAME",
+            value_from=core_pb2.EnvVarSource(
+                field_ref=core_pb2.ObjectFieldSelector(field_path="metadata.name")
+            ),
+        ),
+        core_pb2.EnvVar(
+            name="POD_IP",
+            value_from=core_pb2.EnvVarSource(
+                field_ref=core_pb2.ObjectFieldSelector(field_path="status.podIP")
+            ),
+        ),
+        core_pb2.EnvVar(
+            name="COLOR",
+            value_from=core_pb2.EnvVarSource(
+                config_map_key_ref=core_pb2.ConfigMapKeySelector(name="settings", key="color")
+            ),
+        ),
+        core_pb2.EnvVar(
+            name="PASSWORD",
+            value_from=core_pb2.EnvVarSource(
+                secret_key_ref=core_pb2.SecretKeySelector(name="creds", key="password")
+            ),
+        ),
+    ]
+    container = sh("app", "env | sort; exec sleep 3600", env=env, working_dir="/tmp")
+    await client.pods.create(make_pod("envy", kubelet.config.node_name, container))
+    pod = await wait_for(client, "envy", running, what="Running")
+    await asyncio.sleep(0.5)
+    lines = set(logs_of(kubelet, status_of(pod, "app").container_id).split())
+    expected = {
+        "PLAIN=x",
+        "EXPANDED=x-y",
+        "POD_NAME=envy",
+        f"POD_IP={pod.status.pod_ip}",
+        "COLOR=blue",
+        "PASSWORD=s3cret",
+        "MY_DB_SERVICE_HOST=10.96.0.42",
+        "MY_DB_SERVICE_PORT=5432",
+        "MY_DB_SERVICE_PORT_SQL=5432",
+        "PWD=/tmp",
+    }
+    assert expected <= lines, expected - lines
+
+
+async def test_missing_config_map_key_waits_with_create_container_config_error(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    env = [
+        core_pb2.EnvVar(
+            name="X",
+            value_from=core_pb2.EnvVarSource(
+                config_map_key_ref=core_pb2.ConfigMapKeySelector(name="absent", key="k")
+            ),
+        )
+    ]
+    await client.pods.create(
+        make_pod("cfgerr", kubelet.config.node_name, sh("app", "sleep 1", env=env))
+    )
+    pod = await wait_for(
+        client,
+        "cfgerr",
+        lambda p: (
+            bool(p.status.container_statuses)
+            and status_of(p, "app").state.waiting.reason == "CreateContainerConfigError"
+        ),
+        what="CreateContainerConfigError",
+    )
+    assert pod.status.phase == "Pending"
+    assert "absent" in status_of(pod, "app").state.waiting.message
+
+
+async def test_crashing_container_backs_off_with_growing_delays(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    await client.pods.create(make_pod("crash", kubelet.config.node_name, sh("app", "exit 3")))
+    restarts: dict[int, float] = {}
+    saw_backoff = False
+    deadline = time.monotonic() + 40
+    while len(restarts) < 5 and time.monotonic() < deadline:
+        pod = await client.pods.get("crash")
+        if pod.status.container_statuses:
+            status = status_of(pod, "app")
+            restarts.setdefault(status.restart_count, time.monotonic())
+            if status.state.waiting.reason == "CrashLoopBackOff":
+                saw_backoff = True
+                assert status.last_state.terminated.exit_code == 3
+                assert pod.status.phase == "Running"  # restartPolicy Always: it restarts
+        await asyncio.sleep(0.1)
+    assert saw_backoff
+    assert sorted(restarts) == [0, 1, 2, 3, 4], restarts
+    gaps = [restarts[n + 1] - restarts[n] for n in range(4)]
+    # Windows (initial 1 s, doubling): restart 1 at once, then 1 s, 2 s, 4 s after each exit.
+    assert gaps[0] < 1.0, gaps
+    assert 0.7 < gaps[1] < 2.0, gaps
+    assert 1.7 < gaps[2] < 3.2, gaps
+    assert 3.6 < gaps[3] < 5.5, gaps
+
+
+async def test_restart_policy_never_ends_in_succeeded_or_failed(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    node = kubelet.config.node_name
+    await client.pods.create(make_pod("ok", node, sh("app", "exit 0"), restart_policy="Never"))
+    await client.pods.create(make_pod("bad", node, sh("app", "exit 2"), restart_policy="Never"))
+    ok = await wait_for(client, "ok", lambda p: p.status.phase == "Succeeded", what="Succeeded")
+    bad = await wait_for(client, "bad", lambda p: p.status.phase == "Failed", what="Failed")
+    assert status_of(ok, "app").state.terminated.reason == "Completed"
+    assert status_of(bad, "app").state.terminated.exit_code == 2
+    assert status_of(bad, "app").restart_count == 0
+    assert condition(bad, "Ready") == "False"
+
+
+async def test_failing_liveness_probe_restarts_the_container(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    probe = core_pb2.Probe(
+        exec=core_pb2.ExecAction(command=["cat", "/tmp/healthy"]),
+        period_seconds=1,
+        failure_threshold=2,
+    )
+    container = sh(
+        "app",
+        "touch /tmp/healthy; sleep 2; rm /tmp/healthy; exec sleep 3600",
+        liveness_probe=probe,
+    )
+    pod = make_pod("live", kubelet.config.node_name, container)
+    pod.spec.termination_grace_period_seconds = 1
+    await client.pods.create(pod)
+    pod = await wait_for(
+        client,
+        "live",
+        lambda p: bool(p.status.container_statuses) and status_of(p, "app").restart_count >= 1,
+        timeout=30,
+        what="a liveness restart",
+    )
+    assert status_of(pod, "app").last_state.HasField("terminated")
+    events = await client.events.list(namespace="default")
+    reasons = {e.reason for e in events.items if e.involved_object.name == "live"}
+    assert {"Unhealthy", "Killing", "Started"} <= reasons
+
+
+async def test_readiness_http_probe_drives_the_ready_condition(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    probe = core_pb2.Probe(
+        http_get=core_pb2.HTTPGetAction(path="/ready.html", port="http"),
+        period_seconds=1,
+        failure_threshold=1,
+    )
+    container = sh(
+        "web",
+        "mkdir -p /www && exec httpd -f -p 8080 -h /www",
+        readiness_probe=probe,
+        ports=[core_pb2.ContainerPort(name="http", container_port=8080)],
+    )
+    await client.pods.create(make_pod("ready", kubelet.config.node_name, container))
+    pod = await wait_for(client, "ready", running, what="Running")
+    await asyncio.sleep(1.5)
+    pod = await client.pods.get("ready")
+    assert condition(pod, "Ready") == "False"
+    assert not status_of(pod, "web").ready
+    container_id = status_of(pod, "web").container_id.removeprefix("docker://")
+    api = kubelet.runtime.api
+
+    def run(*command: str) -> None:
+        api.exec_start(api.exec_create(container_id, list(command)))
+
+    await asyncio.to_thread(run, "touch", "/www/ready.html")
+    await wait_for(client, "ready", lambda p: condition(p, "Ready") == "True", what="Ready")
+    await asyncio.to_thread(run, "rm", "/www/ready.html")
+    pod = await wait_for(
+        client, "ready", lambda p: condition(p, "Ready") == "False", what="unready"
+    )
+    assert status_of(pod, "web").restart_count == 0  # readiness never restarts
+
+
+async def test_missing_image_reports_image_pull_backoff(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    container = core_pb2.Container(name="app", image="bosun/no-such-image:1")
+    await client.pods.create(make_pod("noimage", kubelet.config.node_name, container))
+    reasons: set[str] = set()
+
+    def seen(pod: core_pb2.Pod) -> bool:
+        if pod.status.container_statuses:
+            reasons.add(status_of(pod, "app").state.waiting.reason)
+        return {"ErrImagePull", "ImagePullBackOff"} <= reasons
+
+    pod = await wait_for(client, "noimage", seen, timeout=20, what="ErrImagePull, ImagePullBackOff")
+    assert pod.status.phase == "Pending"
+    assert "no-such-image" in status_of(pod, "app").state.waiting.message
+    node = await client.nodes.get(kubelet.config.node_name)
+    assert {c.type: c.status for c in node.status.conditions}["Ready"] == "True"
+
+
+async def test_graceful_delete_sends_sigterm_then_removes_the_pod(
+    start_kubelet: KubeletFactory, client: Client, tmp_path: Path
+) -> None:
+    kubelet = await start_kubelet()
+    marker = tmp_path / "marker"
+    marker.mkdir()
+    container = sh(
+        "app",
+        "trap 'echo got-term > /marker/term; exit 0' TERM; while :; do sleep 0.1; done",
+        volume_mounts=[core_pb2.VolumeMount(name="marker", mount_path="/marker")],
+    )
+    pod = make_pod("graceful", kubelet.config.node_name, container)
+    pod.spec.volumes.add(name="marker", host_path=core_pb2.HostPathVolumeSource(path=str(marker)))
+    pod.spec.termination_grace_period_seconds = 10
+    await client.pods.create(pod)
+    await wait_for(client, "graceful", running, what="Running")
+    started = time.monotonic()
+    await client.pods.delete("graceful")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            await client.pods.get("graceful")
+        except NotFoundError:
+            break
+        assert time.monotonic() < deadline, "the kubelet never removed the pod object"
+        await asyncio.sleep(0.1)
+    assert (marker / "term").read_text().strip() == "got-term"
+    assert time.monotonic() - started < 8, "SIGTERM was honoured; no need to wait for SIGKILL"
+    remaining = await kubelet.runtime.list_containers()
+    assert remaining == []
+
+
+async def test_container_ignoring_sigterm_is_killed_after_the_grace_period(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    container = sh("app", "trap '' TERM; while :; do sleep 0.1; done")
+    pod = make_pod("stubborn", kubelet.config.node_name, container)
+    pod.spec.termination_grace_period_seconds = 2
+    await client.pods.create(pod)
+    await wait_for(client, "stubborn", running, what="Running")
+    started = time.monotonic()
+    await client.pods.delete("stubborn")
+    while True:
+        try:
+            await client.pods.get("stubborn")
+        except NotFoundError:
+            break
+        assert time.monotonic() - started < 20
+        await asyncio.sleep(0.1)
+    elapsed = time.monotonic() - started
+    assert 1.8 < elapsed < 8, elapsed
+
+
+async def test_kubelet_restart_adopts_running_containers_without_restarts(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    first = await start_kubelet()
+    probe = core_pb2.Probe(exec=core_pb2.ExecAction(command=["true"]), period_seconds=1)
+    await client.pods.create(
+        make_pod(
+            "keep", first.config.node_name, sh("app", "exec sleep 3600", readiness_probe=probe)
+        )
+    )
+    pod = await wait_for(client, "keep", lambda p: condition(p, "Ready") == "True", what="Ready")
+    before = status_of(pod, "app").container_id
+    ids_before = {r.id for r in await first.runtime.list_containers()}
+    await first.stop()
+    second = await start_kubelet()
+    await asyncio.sleep(3)  # several syncs and housekeeping rounds
+    pod = await client.pods.get("keep")
+    status = status_of(pod, "app")
+    assert (status.container_id, status.restart_count) == (before, 0)
+    assert condition(pod, "Ready") == "True"
+    assert {r.id for r in await second.runtime.list_containers()} == ids_before
+
+
+async def test_kubelet_removes_containers_of_pods_deleted_while_it_was_down(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    first = await start_kubelet()
+    pod = make_pod("orphan", first.config.node_name, sh("app", "exec sleep 3600"))
+    # `sleep` as PID 1 ignores SIGTERM: the grace (kept on the container's labels) is all it gets.
+    pod.spec.termination_grace_period_seconds = 1
+    await client.pods.create(pod)
+    await wait_for(client, "orphan", running, what="Running")
+    await first.stop()
+    await client.pods.delete("orphan", grace_period_seconds=0)
+    second = await start_kubelet()
+    deadline = time.monotonic() + 15
+    while await second.runtime.list_containers():
+        assert time.monotonic() < deadline, "orphaned containers were not removed"
+        await asyncio.sleep(0.2)
+
+
+async def test_config_map_change_reaches_the_mounted_file(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    config = core_pb2.ConfigMap(api_version="v1", kind="ConfigMap")
+    config.metadata.name, config.metadata.namespace = "app-config", "default"
+    config.data["greeting"] = "hello"
+    await client.config_maps.create(config)
+    container = sh(
+        "app",
+        "exec sleep 3600",
+        volume_mounts=[core_pb2.VolumeMount(name="cfg", mount_path="/config")],
+    )
+    pod = make_pod("cfg", kubelet.config.node_name, container)
+    pod.spec.volumes.add(name="cfg", config_map=core_pb2.ConfigMapVolumeSource(name="app-config"))
+    await client.pods.create(pod)
+    pod = await wait_for(client, "cfg", running, what="Running")
+    container_id = status_of(pod, "app").container_id.removeprefix("docker://")
+
+    async def read() -> str:
+        result = await kubelet.runtime.exec(container_id, ["cat", "/config/greeting"], timeout=5)
+        return result.output.decode()
+
+    assert await read() == "hello"
+    config = await client.config_maps.get("app-config")
+    config.data["greeting"] = "bonjour"
+    await client.config_maps.update(config)
+    deadline = time.monotonic() + 10
+    while await read() != "bonjour":
+        assert time.monotonic() < deadline, "the new value never reached the file"
+        await asyncio.sleep(0.2)
+
+
+async def test_memory_empty_dir_is_tmpfs_shared_by_the_pods_containers(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    mount = [core_pb2.VolumeMount(name="mem", mount_path="/mem")]
+    writer = sh("writer", "echo shared > /mem/file; exec sleep 3600", volume_mounts=mount)
+    reader = sh(
+        "reader",
+        "until [ -f /mem/file ]; do sleep 0.1; done; cat /mem/file; grep ' /mem ' /proc/mounts;"
+        " exec sleep 3600",
+        volume_mounts=mount,
+    )
+    pod = make_pod("mem", kubelet.config.node_name, writer, reader)
+    pod.spec.volumes.add(name="mem", empty_dir=core_pb2.EmptyDirVolumeSource(medium="Memory"))
+    await client.pods.create(pod)
+    pod = await wait_for(client, "mem", running, what="Running")
+    await asyncio.sleep(1)
+    output = logs_of(kubelet, status_of(pod, "reader").container_id)
+    assert "shared" in output
+    assert "tmpfs" in output
+
+
+async def test_resources_become_docker_cpu_and_memory_limits(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    container = sh("app", "exec sleep 3600")
+    container.resources.limits.update({"cpu": "500m", "memory": "64Mi"})
+    await client.pods.create(make_pod("limited", kubelet.config.node_name, container))
+    pod = await wait_for(client, "limited", running, what="Running")
+    container_id = status_of(pod, "app").container_id.removeprefix("docker://")
+    host_config = (await asyncio.to_thread(kubelet.runtime.api.inspect_container, container_id))[
+        "HostConfig"
+    ]
+    assert host_config["NanoCpus"] == 500_000_000
+    assert host_config["Memory"] == 64 * 1024 * 1024

@@ -422,8 +422,13 @@ class PodWorker:
         if not await self._ensure_image(pod, container):
             return False
         try:
+            # status.podIP / status.hostIP as they will be reported, before the first write.
+            env_pod = core_pb2.Pod()
+            env_pod.CopyFrom(pod)
+            env_pod.status.pod_ip = sandbox.ip
+            env_pod.status.host_ip = self.ctx.host_ip
             env = container_env(
-                pod,
+                env_pod,
                 container,
                 config_map=self.ctx.config_map,
                 secret=self.ctx.secret,
