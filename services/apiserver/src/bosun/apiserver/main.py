@@ -8,6 +8,7 @@ import logging
 import signal
 from pathlib import Path
 
+from bosun.apiserver.allocation import ServiceRanges
 from bosun.apiserver.etcd_target import parse_endpoint
 from bosun.apiserver.server import ApiServer, ApiServerConfig
 from bosun.common.grpcutil import install_uvloop
@@ -89,13 +90,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
+    parser.add_argument(
+        "--service-cluster-ip-range",
+        default="10.96.0.0/12",
+        help="CIDR from which Services get their ClusterIP",
+    )
+    parser.add_argument(
+        "--service-node-port-range",
+        default="30000-32767",
+        help="ports (LOW-HIGH) from which NodePort Services get their nodePorts",
+    )
     add_tracing_arguments(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        ServiceRanges.parse(args.service_cluster_ip_range, args.service_node_port_range)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
 def config_from_args(args: argparse.Namespace) -> ApiServerConfig:
     return ApiServerConfig(
         etcd_servers=args.etcd_servers,
+        service_cluster_ip_range=args.service_cluster_ip_range,
+        service_node_port_range=args.service_node_port_range,
         listen=args.listen,
         watch_cache_size=args.watch_cache_size,
         watcher_buffer=args.watcher_buffer,

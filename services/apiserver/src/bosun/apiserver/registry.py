@@ -27,7 +27,7 @@ import contextlib
 import json
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,8 +37,20 @@ from google.protobuf.message import Message
 
 from bosun.api.apiserver.v1 import apiserver_pb2
 from bosun.apiserver import wire
+from bosun.apiserver.allocation import (
+    CLUSTER_IP_PREFIX,
+    NODE_PORT_PREFIX,
+    RangeFullError,
+    ServiceRanges,
+    carry_over_allocations,
+    choose_allocations,
+    claim_fields,
+    clear_allocations,
+    range_errors,
+)
 from bosun.apiserver.defaulting import apply_defaults
 from bosun.apiserver.storage import (
+    ClaimConflictError,
     CompactedError,
     KeyExistsError,
     KeyNotFoundError,
@@ -187,11 +199,13 @@ class Registry:
         *,
         clock: Clock = _now,
         max_object_bytes: int = MAX_OBJECT_BYTES,
+        service_ranges: ServiceRanges | None = None,
     ) -> None:
         self.storage = storage
         self.caches = caches
         self.clock = clock
         self.max_object_bytes = max_object_bytes
+        self.service_ranges = service_ranges or ServiceRanges()
 
     # ------------------------------------------------------------------ helpers
 
@@ -289,18 +303,28 @@ class Registry:
         if generated:
             meta.name = self._generate_name(meta.generate_name)
         errors = validate_object(info, message)
+        if info.kind == "Service":
+            errors.extend(range_errors(message, self.service_ranges))
         if errors:
             raise _invalid(info, meta.name or meta.generate_name, errors)
         await self._check_namespace(info, meta.namespace)
         meta.uid = str(uuid.uuid4())
         meta.generation = 1
         self._timestamp(meta.creation_timestamp)
+        chosen = self._allocate(info, message)
         for _attempt in range(5):
             data = self._serialize(info, message)
             if dry_run:
                 return self._response(info, data, 0)
             try:
-                revision = await self.storage.create(key_for(info, meta.namespace, meta.name), data)
+                revision = await self.storage.create(
+                    key_for(info, meta.namespace, meta.name),
+                    data,
+                    claims=self._claims(info, message),
+                )
+            except ClaimConflictError as error:
+                chosen = await self._allocate_again(info, message, error, chosen)
+                continue
             except KeyExistsError:
                 if generated:
                     meta.name = self._generate_name(meta.generate_name)
@@ -310,6 +334,54 @@ class Registry:
         raise AlreadyExistsError(
             f'{info.resource}: could not generate a unique name from "{meta.generate_name}"'
         )
+
+    # ------------------------------------------------------------------ service addresses
+
+    def _allocate(self, info: KindInfo, message: Any, taken: Collection[str] = ()) -> set[str]:
+        if info.kind != "Service":
+            return set()
+        try:
+            return choose_allocations(message, self.service_ranges, taken=taken)
+        except RangeFullError:
+            raise ResourceExhaustedError(
+                f'services "{message.metadata.name}": no free cluster IP or node port left in '
+                f"the service ranges ({self.service_ranges.network}, node ports "
+                f"{self.service_ranges.node_ports.start}-{self.service_ranges.node_ports.stop - 1})"
+            ) from None
+
+    async def _allocate_again(
+        self, info: KindInfo, message: Any, error: ClaimConflictError, chosen: set[str]
+    ) -> set[str]:
+        """After a lost claim: refuse an address the client asked for, else choose anew
+        among the addresses etcd says are free."""
+        fields = claim_fields(message)
+        requested = [key for key in error.keys if key not in chosen]
+        if requested:
+            path = fields.get(requested[0], "spec")
+            value = requested[0].rsplit("/", 1)[1]
+            what = "IP" if path == "spec.clusterIP" else "port"
+            raise _invalid(
+                info,
+                message.metadata.name,
+                [FieldError.invalid(path, value, f"provided {what} is already allocated")],
+            )
+        clear_allocations(message, error.keys)
+        taken: set[str] = set()
+        for prefix in (CLUSTER_IP_PREFIX, NODE_PORT_PREFIX):
+            listed = await self.storage.list(prefix)
+            taken.update(kv.key for kv in listed.kvs)
+        return (chosen - set(error.keys)) | self._allocate(info, message, taken)
+
+    @staticmethod
+    def _claims(info: KindInfo, message: Any) -> list[tuple[str, bytes]]:
+        if info.kind != "Service":
+            return []
+        owner = f"{message.metadata.namespace}/{message.metadata.name}".encode()
+        return [(key, owner) for key in claim_fields(message)]
+
+    @staticmethod
+    def _releases(info: KindInfo, message: Any) -> list[str]:
+        return list(claim_fields(message)) if info.kind == "Service" else []
 
     @staticmethod
     def _generate_name(prefix: str) -> str:
@@ -435,6 +507,7 @@ class Registry:
         Returns the response envelope; an object whose last finalizer went is removed.
         """
         current = await self._read(info, key)
+        lost_claims = 0
         for _attempt in range(_MAX_RETRIES):
             if current is None:
                 raise _not_found(info, name)
@@ -455,16 +528,35 @@ class Registry:
             removable = self._finished_deleting(info, new)
             if dry_run:
                 return self._response(info, data, current.revision)
+            held = self._releases(info, current.message)
             try:
                 if removable:
-                    revision = await self.storage.delete(key, expected_revision=current.revision)
+                    revision = await self.storage.delete(
+                        key, expected_revision=current.revision, releases=held
+                    )
                 else:
+                    wanted = self._claims(info, new)
                     revision = await self.storage.update(
-                        key, data, expected_revision=current.revision
+                        key,
+                        data,
+                        expected_revision=current.revision,
+                        claims=[(k, owner) for k, owner in wanted if k not in held],
+                        releases=[k for k in held if k not in dict(wanted)],
                     )
             except RevisionConflictError as error:
                 current = None if error.current is None else self._current(info, error.current)
                 continue
+            except ClaimConflictError as error:
+                lost_claims += 1
+                if lost_claims < 3:
+                    continue  # a random pick lost a race: `mutate` picks again
+                path = claim_fields(new).get(error.keys[0], "spec")
+                value = error.keys[0].rsplit("/", 1)[1]
+                raise _invalid(
+                    info,
+                    name,
+                    [FieldError.invalid(path, value, "provided value is already allocated")],
+                ) from None
             except KeyNotFoundError:
                 raise _not_found(info, name) from None
             return self._response(info, data, revision)
@@ -524,6 +616,12 @@ class Registry:
             if info.has_status:
                 result.status.CopyFrom(current.status)
             apply_defaults(info, result)
+            if info.kind == "Service":
+                carry_over_allocations(current, result)
+                range_problems = range_errors(result, self.service_ranges)
+                if range_problems:
+                    raise _invalid(info, name, range_problems)
+                self._allocate(info, result)
             if old_meta.HasField("deletion_timestamp"):
                 added = set(meta.finalizers) - set(old_meta.finalizers)
                 if added:
@@ -626,7 +724,11 @@ class Registry:
                     data = self._serialize(info, message)
                     if request.dry_run:
                         return self._delete_response(info, data, current.revision, removed=True)
-                    revision = await self.storage.delete(key, expected_revision=current.revision)
+                    revision = await self.storage.delete(
+                        key,
+                        expected_revision=current.revision,
+                        releases=self._releases(info, message),
+                    )
                     return self._delete_response(info, data, revision, removed=True)
                 data = self._serialize(info, marked)
                 if request.dry_run or _deterministic(marked) == _deterministic(message):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health
 
+from bosun.apiserver.allocation import ServiceRanges
 from bosun.apiserver.compactor import Compactor
 from bosun.apiserver.registry import MAX_OBJECT_BYTES, Registry, prefix_for
 from bosun.apiserver.service import SERVICE_NAME, ApiService, generic_handler
@@ -47,6 +48,8 @@ class ApiServerConfig:
     interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
     tls_cert: bytes | None = None
     tls_key: bytes | None = None
+    service_cluster_ip_range: str = "10.96.0.0/12"
+    service_node_port_range: str = "30000-32767"
 
 
 class ApiServer:
@@ -65,7 +68,12 @@ class ApiServer:
             for info in kinds.KINDS.values()
         }
         self.registry = Registry(
-            self.storage, self.caches, max_object_bytes=config.max_object_bytes
+            self.storage,
+            self.caches,
+            max_object_bytes=config.max_object_bytes,
+            service_ranges=ServiceRanges.parse(
+                config.service_cluster_ip_range, config.service_node_port_range
+            ),
         )
         self.service = ApiService(
             self.registry,

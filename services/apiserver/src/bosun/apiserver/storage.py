@@ -9,6 +9,10 @@ API its optimistic concurrency: `create` requires create_revision == 0, `update`
 require mod_revision == the revision the caller read. A failed precondition returns the current
 state of the key in the same round trip, so the caller can tell "changed" from "gone".
 
+A write may also claim keys (create them, failing if any exists) and release keys (delete them)
+in the same transaction: that is how a Service and the ClusterIP and NodePorts it holds are
+written together, so no two objects ever hold the same address (see bosun.apiserver.allocation).
+
 Writes are never retried here: after a lost connection a write may or may not have been applied,
 and only the caller knows whether repeating it is safe.
 """
@@ -45,6 +49,10 @@ _ETCD_METHODS = {
     rpc_pb2.DeleteRangeRequest: "DeleteRange",
 }
 _ETCD_SPAN_ATTRIBUTES = {"rpc.system": "grpc", "db.system": "etcd"}
+
+
+# Keys a write creates alongside its object, each with the value it holds (its owner).
+Claims = Sequence[tuple[str, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,14 @@ class RevisionConflictError(StorageError):
         self.current = current
 
 
+class ClaimConflictError(StorageError):
+    """A key the write claimed exists already: someone else holds it."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        super().__init__(f"already claimed: {', '.join(keys)}")
+        self.keys = list(keys)
+
+
 class CompactedError(StorageError):
     """The requested revision has been compacted away."""
 
@@ -125,11 +141,21 @@ class Storage(Protocol):
 
     async def current_revision(self) -> int: ...
 
-    async def create(self, key: str, value: bytes) -> int: ...
+    async def create(self, key: str, value: bytes, *, claims: Claims = ()) -> int: ...
 
-    async def update(self, key: str, value: bytes, *, expected_revision: int) -> int: ...
+    async def update(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expected_revision: int,
+        claims: Claims = (),
+        releases: Sequence[str] = (),
+    ) -> int: ...
 
-    async def delete(self, key: str, *, expected_revision: int) -> int: ...
+    async def delete(
+        self, key: str, *, expected_revision: int, releases: Sequence[str] = ()
+    ) -> int: ...
 
     def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchBatch]: ...
 
@@ -142,6 +168,13 @@ class Storage(Protocol):
     async def compact(self, revision: int) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def _holds(compare: Any, current: KeyValue | None) -> bool:
+    """Whether a create (key absent) or revision compare holds for the key's current state."""
+    if compare.target == rpc_pb2.Compare.CREATE:
+        return current is None
+    return current is not None and current.mod_revision == compare.mod_revision
 
 
 def _kv(raw: Any) -> KeyValue:
@@ -250,47 +283,91 @@ class EtcdStorage:
         response = await self._call(self._kv_stub.Range, request)
         return int(response.header.revision)
 
-    async def _txn(self, compare: Any, success: Any, key: str) -> tuple[bool, int, KeyValue | None]:
-        request = rpc_pb2.TxnRequest(
-            compare=[compare], success=success, failure=[KVService.txn_op_get(key)]
-        )
+    async def _txn(
+        self,
+        compare: Any,
+        success: Sequence[Any],
+        key: str,
+        claims: Claims = (),
+        releases: Sequence[str] = (),
+    ) -> tuple[bool, int, KeyValue | None]:
+        """One transaction: `compare` on `key` and "absent" on every claimed key; on success the
+        `success` ops, a put of each claim and a delete of each release. On failure the current
+        `key`, or ClaimConflictError naming the claimed keys that exist."""
+        compares = [compare]
+        compares.extend(KVService.txn_compare_create_revision(claim, 0) for claim, _ in claims)
+        ops: list[Any] = [*success]
+        ops.extend(KVService.txn_op_put(claim, owner) for claim, owner in claims)
+        ops.extend(KVService.txn_op_delete(released) for released in releases)
+        failure = [KVService.txn_op_get(key)]
+        failure.extend(KVService.txn_op_get(claim) for claim, _ in claims)
+        request = rpc_pb2.TxnRequest(compare=compares, success=ops, failure=failure)
         # A write is attempted exactly once (see the module docstring).
         response = await self._call(self._kv_stub.Txn, request)
         if response.succeeded:
             return True, int(response.header.revision), None
         kvs = response.responses[0].response_range.kvs
-        return False, int(response.header.revision), _kv(kvs[0]) if kvs else None
+        current = _kv(kvs[0]) if kvs else None
+        taken = [
+            claim
+            for (claim, _), reply in zip(claims, response.responses[1:], strict=True)
+            if reply.response_range.kvs
+        ]
+        if taken and _holds(compare, current):
+            raise ClaimConflictError(taken)  # the object itself was as expected: a claim failed
+        return False, int(response.header.revision), current
 
-    async def create(self, key: str, value: bytes) -> int:
+    async def create(self, key: str, value: bytes, *, claims: Claims = ()) -> int:
         ok, revision, current = await self._txn(
-            KVService.txn_compare_create_revision(key, 0), [KVService.txn_op_put(key, value)], key
+            KVService.txn_compare_create_revision(key, 0),
+            [KVService.txn_op_put(key, value)],
+            key,
+            claims,
         )
         if not ok:
             raise KeyExistsError(current)
         return revision
 
-    async def update(self, key: str, value: bytes, *, expected_revision: int) -> int:
-        compare = rpc_pb2.Compare(
+    @staticmethod
+    def _same_revision(key: str, revision: int) -> Any:
+        return rpc_pb2.Compare(
             result=rpc_pb2.Compare.EQUAL,
             target=rpc_pb2.Compare.MOD,
             key=key.encode(),
-            mod_revision=expected_revision,
+            mod_revision=revision,
         )
-        ok, revision, current = await self._txn(compare, [KVService.txn_op_put(key, value)], key)
+
+    async def update(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expected_revision: int,
+        claims: Claims = (),
+        releases: Sequence[str] = (),
+    ) -> int:
+        ok, revision, current = await self._txn(
+            self._same_revision(key, expected_revision),
+            [KVService.txn_op_put(key, value)],
+            key,
+            claims,
+            releases,
+        )
         if not ok:
             if current is None:
                 raise KeyNotFoundError(key)
             raise RevisionConflictError(current)
         return revision
 
-    async def delete(self, key: str, *, expected_revision: int) -> int:
-        compare = rpc_pb2.Compare(
-            result=rpc_pb2.Compare.EQUAL,
-            target=rpc_pb2.Compare.MOD,
-            key=key.encode(),
-            mod_revision=expected_revision,
+    async def delete(
+        self, key: str, *, expected_revision: int, releases: Sequence[str] = ()
+    ) -> int:
+        ok, revision, current = await self._txn(
+            self._same_revision(key, expected_revision),
+            [KVService.txn_op_delete(key)],
+            key,
+            releases=releases,
         )
-        ok, revision, current = await self._txn(compare, [KVService.txn_op_delete(key)], key)
         if not ok:
             if current is None:
                 raise KeyNotFoundError(key)
