@@ -61,7 +61,7 @@ def images() -> Iterator[None]:
     )
     if result.returncode != 0:
         pytest.fail(f"building the test images failed:\n{result.stderr[-3000:]}")
-    yield
+    return
 
 
 def _remove_node_leftovers(node: str) -> None:
@@ -230,7 +230,8 @@ async def test_two_containers_share_localhost_and_one_pod_ip(
         ),
         what="both containers running",
     )
-    assert pod.status.pod_ip and pod.status.pod_ip != "127.0.0.1"
+    assert pod.status.pod_ip
+    assert pod.status.pod_ip != "127.0.0.1"
     assert pod.status.host_ip == "127.0.0.1"
     assert condition(pod, "Ready") == "True"
 

@@ -53,7 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     node = parser.add_argument_group("node")
     node.add_argument("--node-name", default=socket.gethostname(), help="the Node's name")
-    node.add_argument("--node-ip", default="", help="InternalIP (default: the route to the apiserver)")
+    node.add_argument(
+        "--node-ip", default="", help="InternalIP (default: the route to the apiserver)"
+    )
     node.add_argument("--node-labels", type=_key_values, default={}, help="k=v,… added to the Node")
     node.add_argument(
         "--register-with-taints",
@@ -99,7 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sim = parser.add_argument_group("simulated runtime")
     sim.add_argument("--simulated-nodes", type=int, default=1, help="hollow nodes in this process")
     sim.add_argument(
-        "--simulated-node-prefix", default="", help="hollow node names: PREFIX-0… (default: node name)"
+        "--simulated-node-prefix",
+        default="",
+        help="hollow node names: PREFIX-0… (default: node name)",
     )
     sim.add_argument(
         "--simulated-start-delay", type=float, default=0.5, help="seconds Pending → Running"

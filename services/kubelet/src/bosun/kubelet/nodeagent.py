@@ -175,10 +175,9 @@ class NodeAgent:
     async def start(self) -> None:
         """Register (retrying until the apiserver answers), then start both loops."""
         delay = 0.5
-        while True:
+        while self.node is None:
             try:
                 await self.register()
-                break
             except ApiError as error:
                 log.warning("node %s: registration failed (%s); retrying", self.config.name, error)
                 await asyncio.sleep(delay)

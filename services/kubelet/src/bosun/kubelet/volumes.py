@@ -22,6 +22,7 @@ at the same path: Docker resolves bind sources on the host.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import stat
@@ -142,22 +143,33 @@ class VolumeManager:
         return self.root / "pods" / uid
 
     async def prepare(self, pod: core_pb2.Pod) -> dict[str, Mount]:
-        """Set up (or refresh) every volume of `pod`; volume name → what to mount."""
+        """Set up (or refresh) every volume of `pod`; volume name → what to mount.
+
+        Runtime volumes (tmpfs) are created here; the file work (directories, projections)
+        runs in a thread so that the event loop never waits on the disk.
+        """
         uid = pod.metadata.uid
-        base = self.pod_dir(uid) / "volumes"
         sources: dict[str, Mount] = {}
         for volume in pod.spec.volumes:
+            if volume.HasField("empty_dir") and volume.empty_dir.medium == "Memory":
+                name = f"bosun-{uid}-{volume.name}"
+                labels = {L.NODE: self.node, L.POD_UID: uid}
+                await self.runtime.ensure_volume(name, labels=labels, tmpfs=True)
+                sources[volume.name] = Mount(name, "", volume=True)
+        sources.update(await asyncio.to_thread(self._prepare_files, pod, set(sources)))
+        return sources
+
+    def _prepare_files(self, pod: core_pb2.Pod, done: set[str]) -> dict[str, Mount]:
+        base = self.pod_dir(pod.metadata.uid) / "volumes"
+        sources: dict[str, Mount] = {}
+        for volume in pod.spec.volumes:
+            if volume.name in done:
+                continue
             if volume.HasField("empty_dir"):
-                if volume.empty_dir.medium == "Memory":
-                    name = f"bosun-{uid}-{volume.name}"
-                    labels = {L.NODE: self.node, L.POD_UID: uid}
-                    await self.runtime.ensure_volume(name, labels=labels, tmpfs=True)
-                    sources[volume.name] = Mount(name, "", volume=True)
-                else:
-                    path = base / "empty-dir" / volume.name
-                    path.mkdir(parents=True, exist_ok=True)
-                    path.chmod(0o777)
-                    sources[volume.name] = Mount(str(path), "")
+                path = base / "empty-dir" / volume.name
+                path.mkdir(parents=True, exist_ok=True)
+                path.chmod(0o777)
+                sources[volume.name] = Mount(str(path), "")
             elif volume.HasField("host_path"):
                 sources[volume.name] = Mount(self._host_path(volume.host_path), "")
             elif volume.HasField("config_map"):
@@ -242,4 +254,4 @@ class VolumeManager:
 
     async def cleanup(self, uid: str) -> None:
         await self.runtime.remove_volumes(pod_uid=uid)
-        shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, self.pod_dir(uid), ignore_errors=True)
