@@ -330,8 +330,10 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
     raise TimeoutError("apiserver did not become healthy")
 
 
-def print_table(results: dict[str, Any]) -> None:
-    table = Table(title="bosun apiserver benchmark (medians)")
+def print_table(
+    results: dict[str, Any], title: str = "bosun apiserver benchmark (medians)"
+) -> None:
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in results.items():

@@ -234,7 +234,7 @@ class PodWorker:
             if sandbox is None:
                 await self._write_status(pod, records, "")
                 return False
-            records = await self.ctx.runtime.list_containers(pod_uid=self.uid)
+            records = [*records, sandbox]
         pod_ip = sandbox.ip
         try:
             sources = await self.ctx.volumes.prepare(pod)
