@@ -24,7 +24,7 @@ COMPOSE_DOWN_FLAGS ?=
 CLUSTER := $(VENV)/bin/bosunctl local --state-dir .bosun $(CLUSTER_FLAGS)
 
 .PHONY: help install proto proto-check lint test up down status logs bench-apiserver clean \
-	base-image images compose-up compose-down
+	base-image images compose-up compose-down bench-kubelet bench-nodes
 
 help: ## Show this list of targets (the default)
 	@echo "Usage: make <target>"
@@ -92,6 +92,12 @@ compose-down: ## Stop the compose stack (add COMPOSE_DOWN_FLAGS=--volumes to del
 
 bench-apiserver: $(VENV_PY) ## Benchmark the apiserver against raw etcd (writes bench/results/apiserver.json)
 	$(VENV_PY) bench/apiserver_bench.py $(BENCH_FLAGS)
+
+bench-kubelet: $(VENV_PY) ## Pod startup through the kubelet vs raw docker run (bench/results/kubelet.json)
+	$(VENV_PY) bench/kubelet_bench.py $(BENCH_FLAGS)
+
+bench-nodes: $(VENV_PY) ## 1,000 simulated nodes, 30,000 pods against one apiserver (bench/results/nodes.json)
+	$(VENV_PY) bench/nodes_bench.py $(BENCH_FLAGS)
 
 clean: ## Stop the local cluster, delete .bosun/ (etcd data, logs) and caches; keeps .venv
 	@if [ -x $(VENV_PY) ]; then $(CLUSTER) down; fi
