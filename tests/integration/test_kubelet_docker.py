@@ -16,6 +16,7 @@ import asyncio
 import os
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ import pytest
 from bosun.api.v1 import core_pb2
 from bosun.common.client import Client
 from bosun.common.errors import NotFoundError
+from bosun.common.localetcd import free_port
 from bosun.kubelet import labels as L
 from bosun.kubelet.context import WorkerSettings
 from bosun.kubelet.server import DockerKubelet, KubeletConfig
@@ -659,3 +661,41 @@ async def test_resources_become_docker_cpu_and_memory_limits(
     ]
     assert host_config["NanoCpus"] == 500_000_000
     assert host_config["Memory"] == 64 * 1024 * 1024
+
+
+async def test_host_port_publishes_the_container_port_on_the_node(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    host_port = free_port()
+    container = sh(
+        "web",
+        "mkdir -p /www && echo via-host-port > /www/index.html && exec httpd -f -p 8080 -h /www",
+        ports=[core_pb2.ContainerPort(container_port=8080, host_port=host_port)],
+    )
+    await client.pods.create(make_pod("hostport", kubelet.config.node_name, container))
+    await wait_for(client, "hostport", running, what="Running")
+
+    def fetch() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{host_port}/", timeout=2) as response:
+            return str(response.read().decode())
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert (await asyncio.to_thread(fetch)).strip() == "via-host-port"
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "nothing answered on the hostPort"
+            await asyncio.sleep(0.2)
+
+
+async def test_host_network_pod_gets_the_node_ip(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    pod = make_pod("hostnet", kubelet.config.node_name, sh("app", "exec sleep 3600"))
+    pod.spec.host_network = True
+    await client.pods.create(pod)
+    pod = await wait_for(client, "hostnet", running, what="Running")
+    assert pod.status.pod_ip == pod.status.host_ip == "127.0.0.1"

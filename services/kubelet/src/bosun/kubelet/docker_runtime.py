@@ -138,6 +138,11 @@ class DockerRuntime:
             nano_cpus=spec.nano_cpus or None,
             mem_limit=spec.memory_bytes or None,
             cpu_shares=spec.cpu_shares or None,
+            port_bindings={
+                f"{port}/{protocol.lower()}": (host_ip or "0.0.0.0", host_port)
+                for (port, protocol), (host_ip, host_port) in spec.port_bindings.items()
+            }
+            or None,
         )
         try:
             created = self.api.create_container(
@@ -149,6 +154,7 @@ class DockerRuntime:
                 working_dir=spec.working_dir or None,
                 labels=dict(spec.labels),
                 hostname=spec.hostname or None,
+                ports=[(port, protocol.lower()) for port, protocol in spec.port_bindings] or None,
                 host_config=host_config,
                 tty=spec.tty,
                 stdin_open=spec.stdin,

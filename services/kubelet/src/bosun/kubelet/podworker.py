@@ -84,6 +84,17 @@ def resource_limits(container: core_pb2.Container) -> tuple[int, int, int]:
     return nano_cpus, memory, shares
 
 
+def host_ports(pod: core_pb2.Pod) -> dict[tuple[int, str], tuple[str, int]]:
+    """Every container's hostPort, to publish on the sandbox (which owns the network)."""
+    bindings = {}
+    for container in [*pod.spec.init_containers, *pod.spec.containers]:
+        for port in container.ports:
+            if port.host_port:
+                key = (port.container_port, port.protocol or "TCP")
+                bindings[key] = (port.host_ip, port.host_port)
+    return bindings
+
+
 def container_name(pod: core_pb2.Pod, name: str, attempt: int) -> str:
     meta = pod.metadata
     return f"bosun_{name}_{meta.name}_{meta.namespace}_{meta.uid[:8]}_{attempt}"
@@ -235,7 +246,7 @@ class PodWorker:
                 await self._write_status(pod, records, "")
                 return False
             records = [*records, sandbox]
-        pod_ip = sandbox.ip
+        pod_ip = self.ctx.host_ip if pod.spec.host_network else sandbox.ip
         try:
             sources = await self.ctx.volumes.prepare(pod)
         except VolumeError as error:
@@ -278,11 +289,15 @@ class PodWorker:
                 self._after(10.0)
                 return None
         attempt = 0 if dead is None else L.attempt_of(dead.labels) + 1
+        host_network = pod.spec.host_network
         spec = ContainerSpec(
             name=container_name(pod, "POD", attempt),
             image=image,
             labels=self._labels(pod, "", "sandbox", attempt),
-            hostname=pod.spec.hostname or pod.metadata.name,
+            # With hostNetwork the pod shares the node's network namespace (and name).
+            hostname="" if host_network else pod.spec.hostname or pod.metadata.name,
+            network_mode="host" if host_network else "",
+            port_bindings={} if host_network else host_ports(pod),
         )
         try:
             await runtime.create_and_start(spec)
@@ -425,7 +440,7 @@ class PodWorker:
             # status.podIP / status.hostIP as they will be reported, before the first write.
             env_pod = core_pb2.Pod()
             env_pod.CopyFrom(pod)
-            env_pod.status.pod_ip = sandbox.ip
+            env_pod.status.pod_ip = self.ctx.host_ip if pod.spec.host_network else sandbox.ip
             env_pod.status.host_ip = self.ctx.host_ip
             env = container_env(
                 env_pod,

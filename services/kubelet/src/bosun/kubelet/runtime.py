@@ -53,6 +53,8 @@ class ContainerSpec:
     # "container:<id>" to join a sandbox's network namespace; "" for the runtime's default.
     network_mode: str = ""
     hostname: str = ""
+    # (container port, protocol) → (host ip, host port): hostPorts, published on the sandbox.
+    port_bindings: Mapping[tuple[int, str], tuple[str, int]] = field(default_factory=dict)
     nano_cpus: int = 0
     memory_bytes: int = 0
     cpu_shares: int = 0
