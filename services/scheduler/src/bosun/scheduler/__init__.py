@@ -1,0 +1,1 @@
+"""Bosun scheduler: binds pending pods to nodes through filter and score plugins."""

@@ -1,0 +1,1 @@
+"""The default scheduling plugins, one module each."""
