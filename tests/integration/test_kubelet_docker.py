@@ -22,8 +22,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+import grpc
 import pytest
 
+from bosun.api.kubelet.v1 import kubelet_pb2, kubelet_pb2_grpc
 from bosun.api.v1 import core_pb2
 from bosun.common.client import Client
 from bosun.common.errors import NotFoundError
@@ -91,6 +93,7 @@ async def start_kubelet(
     async def start(**overrides: Any) -> DockerKubelet:
         config = KubeletConfig(
             apiserver="unused",
+            listen="",
             node_name=node,
             node_ip="127.0.0.1",
             root_dir=tmp_path / "kubelet",
@@ -699,3 +702,69 @@ async def test_host_network_pod_gets_the_node_ip(
     await client.pods.create(pod)
     pod = await wait_for(client, "hostnet", running, what="Running")
     assert pod.status.pod_ip == pod.status.host_ip == "127.0.0.1"
+
+
+# ------------------------------------------------------------------ the kubelet's gRPC service
+
+
+async def test_kubelet_service_streams_logs_runs_exec_and_reports_stats(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet(listen="127.0.0.1:0")
+    node = await client.nodes.get(kubelet.config.node_name)
+    assert node.status.daemon_endpoints.kubelet_endpoint.port == kubelet.port
+    container = sh("app", "i=0; while :; do i=$((i+1)); echo line-$i; sleep 0.2; done")
+    await client.pods.create(make_pod("talk", kubelet.config.node_name, container))
+    await wait_for(client, "talk", running, what="Running")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{kubelet.port}") as channel:
+        stub = kubelet_pb2_grpc.KubeletStub(channel)
+
+        # Logs, followed: new lines keep arriving on the open stream.
+        call = stub.ContainerLogs(
+            kubelet_pb2.LogsRequest(namespace="default", pod="talk", follow=True)
+        )
+        received = b""
+        async for chunk in call:
+            received += chunk.data
+            if b"line-8" in received:
+                break
+        call.cancel()
+        assert b"line-1\n" in received
+
+        tail = stub.ContainerLogs(
+            kubelet_pb2.LogsRequest(namespace="default", pod="talk", tail_lines=1)
+        )
+        assert len(b"".join([c.data async for c in tail]).splitlines()) == 1
+
+        # Exec with stdin: the command reads it to the end and exits with its own code.
+        async def requests() -> AsyncIterator[kubelet_pb2.ExecRequest]:
+            yield kubelet_pb2.ExecRequest(
+                start=kubelet_pb2.ExecStart(
+                    namespace="default",
+                    pod="talk",
+                    command=["sh", "-c", "tr a-z A-Z; echo err >&2; exit 3"],
+                    stdin=True,
+                )
+            )
+            yield kubelet_pb2.ExecRequest(stdin=b"hello ")
+            yield kubelet_pb2.ExecRequest(stdin=b"exec\n", stdin_eof=True)
+
+        stdout, stderr, codes = b"", b"", []
+        async for response in stub.Exec(requests()):
+            stdout += response.stdout
+            stderr += response.stderr
+            if response.HasField("exit_code"):
+                codes.append(response.exit_code)
+        assert (stdout, stderr, codes) == (b"HELLO EXEC\n", b"err\n", [3])
+
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.ContainerLogs(
+                kubelet_pb2.LogsRequest(namespace="default", pod="nope")
+            ).read()
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+        stats = await stub.Stats(kubelet_pb2.StatsRequest(namespace="default"))
+        [pod_stats] = stats.pods
+        assert (pod_stats.name, pod_stats.containers[0].name) == ("talk", "app")
+        assert pod_stats.memory_working_set_bytes > 0
+        assert stats.node.memory_capacity_bytes > 0

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
@@ -212,6 +214,54 @@ class DockerRuntime:
         )
         return result
 
+    # ---------------------------------------------------------------------------- streams
+
+    async def stream_logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool,
+        tail: int | None = None,
+        since: int = 0,
+        timestamps: bool = False,
+    ) -> AsyncIterator[bytes]:
+        """A container's output in chunks; with `follow`, until it stops or the caller leaves.
+
+        A thread reads Docker's stream and hands chunks to the loop through a queue; leaving
+        (cancellation, or closing the generator) closes the HTTP response, which ends the read.
+        """
+        stream = await self._call(
+            self.api.logs,
+            container_id,
+            stream=True,
+            follow=follow,
+            tail="all" if tail is None else tail,
+            since=since or None,
+            timestamps=timestamps,
+        )
+        async for chunk in _pump(stream, self._pool):
+            yield chunk
+
+    async def start_exec(
+        self, container_id: str, command: Sequence[str], *, stdin: bool, tty: bool
+    ) -> ExecSession:
+        exec_id = await self._call(
+            self.api.exec_create,
+            container_id,
+            list(command),
+            stdin=stdin,
+            tty=tty,
+            stdout=True,
+            stderr=True,
+        )
+        sock = await self._call(self.api.exec_start, exec_id["Id"], socket=True, tty=tty)
+        return ExecSession(self, exec_id["Id"], getattr(sock, "_sock", sock), tty=tty)
+
+    async def stats(self, container_id: str) -> Mapping[str, Any]:
+        """One sample from Docker (it waits about a second, to measure a CPU rate)."""
+        result: Mapping[str, Any] = await self._call(self.api.stats, container_id, stream=False)
+        return result
+
     # ---------------------------------------------------------------------------- images
 
     async def image_present(self, image: str) -> bool:
@@ -283,3 +333,125 @@ def split_image(image: str) -> tuple[str, str]:
 def _explain(error: docker.errors.APIError) -> str:
     explanation = getattr(error, "explanation", None)
     return str(explanation or error)
+
+
+_DONE = object()
+
+
+async def _pump(stream: Any, pool: ThreadPoolExecutor) -> AsyncIterator[Any]:
+    """Move a blocking iterator of chunks onto the event loop; closing it stops the reader."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
+
+    def put(item: Any) -> None:
+        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+    def read() -> None:
+        try:
+            for chunk in stream:
+                put(chunk)
+        except Exception as error:  # closed under us (the consumer left), or a broken stream
+            with contextlib.suppress(Exception):
+                put(error)
+        finally:
+            with contextlib.suppress(Exception):
+                put(_DONE)
+
+    reader = loop.run_in_executor(pool, read)
+    try:
+        while True:
+            item = await queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        with contextlib.suppress(Exception):
+            stream.close()
+        # Drain so that a reader blocked on a full queue can finish.
+        while not reader.done():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+            await asyncio.sleep(0.01)
+
+
+def demultiplex(sock: socket.socket, *, tty: bool) -> Iterator[tuple[int, bytes]]:
+    """Docker's attach stream as (stream, data): 1 stdout, 2 stderr. A TTY is one raw stream."""
+    if tty:
+        while chunk := sock.recv(65536):
+            yield 1, chunk
+        return
+    while True:
+        header = _read_exactly(sock, 8)
+        if header is None:
+            return
+        kind, size = struct.unpack(">BxxxL", header)
+        payload = _read_exactly(sock, size)
+        if payload is None:
+            return
+        yield kind, payload
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+class ExecSession:
+    """One exec: stdin in, (stream, bytes) out, then the exit code.
+
+    The raw socket is read by a thread (see `_pump`); writes go through the runtime's pool.
+    """
+
+    def __init__(
+        self, runtime: DockerRuntime, exec_id: str, sock: socket.socket, *, tty: bool
+    ) -> None:
+        self._runtime = runtime
+        self.exec_id = exec_id
+        self._sock = sock
+        self._tty = tty
+
+    async def write(self, data: bytes) -> None:
+        await self._runtime._call(self._sock.sendall, data)
+
+    async def close_stdin(self) -> None:
+        with contextlib.suppress(OSError):
+            await self._runtime._call(self._sock.shutdown, socket.SHUT_WR)
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        return _pump(
+            _Closing(demultiplex(self._sock, tty=self._tty), self._sock), self._runtime._pool
+        )
+
+    async def exit_code(self) -> int:
+        for _ in range(50):  # the exec may need a moment to be reported as ended
+            info = await self._runtime._call(self._runtime.api.exec_inspect, self.exec_id)
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            await asyncio.sleep(0.05)
+        return -1
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+class _Closing:
+    """An iterator with a close() that closes the socket it reads (to unblock its reader)."""
+
+    def __init__(self, iterator: Iterator[tuple[int, bytes]], sock: socket.socket) -> None:
+        self._iterator = iterator
+        self._sock = sock
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        return self._iterator
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)

@@ -56,8 +56,15 @@ def os_image() -> str:
     return platform.system()
 
 
+def cpu_count() -> int:
+    """CPUs this process may run on (the node's CPU capacity)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def read_host(root_dir: Path) -> HostInfo:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpu_count()
     root_dir.mkdir(parents=True, exist_ok=True)
     disk = shutil.disk_usage(root_dir)
     return HostInfo(

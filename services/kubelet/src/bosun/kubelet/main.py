@@ -111,6 +111,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sim.add_argument("--simulated-capacity-pods", type=int, default=110)
 
     parser.add_argument(
+        "--address", default="0.0.0.0", help="address of the kubelet's gRPC service (logs, exec)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=10250, help="port of the kubelet's gRPC service (0 disables)"
+    )
+    parser.add_argument("--tls-cert-file", type=Path, help="serve the gRPC service with TLS")
+    parser.add_argument("--tls-private-key-file", type=Path, help="the certificate's key")
+    parser.add_argument(
         "--metrics-port", type=int, default=10255, help="Prometheus /metrics port (0 disables)"
     )
     parser.add_argument("--metrics-address", default="127.0.0.1")
@@ -173,6 +181,9 @@ def build(args: argparse.Namespace) -> Runnable:
             pull_backoff_max=args.image_pull_backoff_max,
             memory_available_min=args.eviction_memory_available,
             disk_free_min_fraction=args.eviction_disk_free_fraction,
+            listen=f"{args.address}:{args.port}" if args.port else "",
+            tls_cert=args.tls_cert_file.read_bytes() if args.tls_cert_file else None,
+            tls_key=args.tls_private_key_file.read_bytes() if args.tls_private_key_file else None,
         )
     )
 

@@ -1,7 +1,8 @@
 """Assembly of a Docker-backed kubelet: runtime, API client, events, node agent, pod workers.
 
-`DockerKubelet.start()` registers the node and starts the heartbeat before it watches pods, so
-a node is visible (and its Lease fresh) by the time it runs anything. `stop()` leaves the
+`DockerKubelet.start()` serves the kubelet's gRPC service (logs, exec, stats), registers the
+node and starts the heartbeat before it watches pods, so a node is visible (and its Lease
+fresh) by the time it runs anything. `stop()` leaves the
 containers running: a kubelet restart must not restart pods, the next kubelet adopts them.
 """
 
@@ -13,8 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
+
+from bosun.api.kubelet.v1 import kubelet_pb2_grpc
 from bosun.common.client import Client
 from bosun.common.events import EventRecorder
+from bosun.common.grpcutil import add_health_and_reflection, bind, create_server
 from bosun.common.quantity import parse_quantity
 from bosun.kubelet import hostinfo
 from bosun.kubelet.backoff import Backoff
@@ -22,6 +27,7 @@ from bosun.kubelet.context import KubeletContext, WorkerSettings
 from bosun.kubelet.docker_runtime import DockerRuntime
 from bosun.kubelet.kubelet import Kubelet
 from bosun.kubelet.nodeagent import NodeAgent, NodeConfig, NodeHealth, parse_taint
+from bosun.kubelet.service import SERVICE_NAME, KubeletService
 from bosun.kubelet.volumes import VolumeManager
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,10 @@ class KubeletConfig:
     # Eviction-style thresholds that raise MemoryPressure / DiskPressure.
     memory_available_min: str = "100Mi"
     disk_free_min_fraction: float = 0.10
+    # The kubelet's own gRPC service (logs, exec, stats); "" serves none.
+    listen: str = "0.0.0.0:10250"
+    tls_cert: bytes | None = None
+    tls_key: bytes | None = None
 
 
 class DockerKubelet:
@@ -100,6 +110,8 @@ class DockerKubelet:
                 **lookups,
             )
 
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
         self.kubelet = Kubelet.build(
             make_context,
             self.client,
@@ -167,6 +179,22 @@ class DockerKubelet:
 
     async def start(self) -> None:
         self.config.root_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.listen:
+            # Serving first: the Node then advertises the bound port (daemonEndpoints).
+            server = create_server()
+            kubelet_pb2_grpc.add_KubeletServicer_to_server(
+                KubeletService(self.runtime, node_name=self.config.node_name), server
+            )
+            add_health_and_reflection(server, [SERVICE_NAME])
+            self.port = bind(
+                server,
+                self.config.listen,
+                tls_cert=self.config.tls_cert,
+                tls_key=self.config.tls_key,
+            )
+            await server.start()
+            self.server = server
+            self.agent.config.kubelet_port = self.port
         self.recorder.start()
         await self.agent.start()
         await self.kubelet.start()
@@ -176,6 +204,8 @@ class DockerKubelet:
         )
 
     async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(1.0)
         await self.kubelet.stop()
         await self.agent.stop()
         await self.recorder.stop()
