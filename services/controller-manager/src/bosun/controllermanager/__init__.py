@@ -1,0 +1,1 @@
+"""Bosun controller-manager: one process hosting the cluster's reconcile loops."""

@@ -1,0 +1,1 @@
+"""The Deployment controller: rollouts over ReplicaSets, one per pod template."""

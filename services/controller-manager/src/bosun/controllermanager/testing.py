@@ -1,0 +1,103 @@
+"""Test doubles for controller tests: a stand-in for the node agent's pod status reports.
+
+The controllers' observable behaviour depends on pods becoming Running and Ready, which is the
+kubelet's job. `PodStatusSimulator` is a *test double of the kubelet* for tests that exercise
+controllers without one: it watches pods and reports each as Running with a Ready condition,
+and finishes graceful deletions (as a kubelet does once containers stop). It is not part of any
+controller and the controller-manager never uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from bosun.api.v1 import core_pb2
+from bosun.common.client import Client
+from bosun.common.errors import ApiError, ConflictError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+
+class PodStatusSimulator:
+    """Marks pods Running/Ready and completes their graceful deletion.
+
+    `node_name`: only pods bound to this node (None: every pod, bound or not).
+    `paused`: while set, pods are left as they are (a node that stopped reporting).
+    """
+
+    def __init__(self, client: Client, *, node_name: str | None = None) -> None:
+        self.client = client
+        self.node_name = node_name
+        self.paused = False
+        self._task: asyncio.Task[None] | None = None
+        self._pending: asyncio.Queue[core_pb2.Pod] = asyncio.Queue()
+
+    def _mine(self, pod: core_pb2.Pod) -> bool:
+        return self.node_name is None or pod.spec.node_name == self.node_name
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                async for event in self.client.pods.watch():
+                    if event.type in ("ADDED", "MODIFIED") and self._mine(event.object):
+                        self._pending.put_nowait(event.object)
+            except ApiError as error:
+                log.debug("pod status simulator: watch ended (%s); restarting", error)
+                await asyncio.sleep(0.1)
+
+    async def _work(self) -> None:
+        while True:
+            pod = await self._pending.get()
+            if self.paused:
+                continue
+            try:
+                await self._handle(pod)
+            except (NotFoundError, ConflictError):
+                continue  # gone, or changed: a later event brings the new state
+            except ApiError as error:
+                log.debug("pod status simulator: %s", error)
+
+    async def _handle(self, pod: core_pb2.Pod) -> None:
+        meta = pod.metadata
+        if meta.HasField("deletion_timestamp"):
+            if meta.deletion_grace_period_seconds > 0:
+                await self.client.pods.delete(
+                    meta.name, namespace=meta.namespace, uid=meta.uid, grace_period_seconds=0
+                )
+            return
+        if pod.status.phase == "Running":
+            return
+        updated = core_pb2.Pod()
+        updated.CopyFrom(pod)
+        now = datetime.now(UTC)
+        updated.status.phase = "Running"
+        updated.status.start_time.FromDatetime(now)
+        del updated.status.conditions[:]
+        for kind in ("Initialized", "ContainersReady", "Ready"):
+            condition = updated.status.conditions.add(type=kind, status="True")
+            condition.last_transition_time.FromDatetime(now)
+        del updated.status.container_statuses[:]
+        for container in pod.spec.containers:
+            status = updated.status.container_statuses.add(
+                name=container.name, image=container.image, ready=True, restart_count=0
+            )
+            status.state.running.started_at.FromDatetime(now)
+        await self.client.pods.update_status(updated)
+
+    async def __aenter__(self) -> PodStatusSimulator:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._watch())
+            group.create_task(self._work())
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

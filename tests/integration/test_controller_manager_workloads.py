@@ -1,0 +1,234 @@
+"""Controller-manager against a real apiserver + etcd: ReplicaSets, Deployments, rollouts.
+
+Pods become Running/Ready through `PodStatusSimulator` (a kubelet test double); the
+controllers under test run in-process, exactly as `bosun-controller-manager` runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from bosun.api.v1 import apps_pb2, core_pb2
+from bosun.common.client import Client
+from bosun.common.testing import replica_set
+from bosun.controllermanager.context import Options
+from bosun.controllermanager.manager import ControllerManager
+from bosun.controllermanager.podutil import is_ready
+from bosun.controllermanager.testing import PodStatusSimulator
+
+pytestmark = pytest.mark.integration
+
+WORKLOADS = ("replicaset", "deployment", "garbagecollector")
+
+
+@contextlib.asynccontextmanager
+async def running(
+    client: Client, controllers: Sequence[str] = WORKLOADS, **options: object
+) -> AsyncIterator[ControllerManager]:
+    manager = ControllerManager(client, controllers=controllers, options=Options(**options))  # type: ignore[arg-type]
+    task = asyncio.create_task(manager.run())
+    try:
+        yield manager
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def deployment(
+    name: str,
+    *,
+    replicas: int = 3,
+    image: str = "web:1",
+    max_surge: str = "25%",
+    max_unavailable: str = "25%",
+    strategy: str = "RollingUpdate",
+) -> apps_pb2.Deployment:
+    obj = apps_pb2.Deployment(api_version="apps/v1", kind="Deployment")
+    obj.metadata.name = name
+    obj.metadata.namespace = "default"
+    obj.spec.replicas = replicas
+    obj.spec.selector.match_labels["app"] = name
+    obj.spec.template.metadata.labels["app"] = name
+    obj.spec.template.spec.containers.add(name="web", image=image)
+    obj.spec.strategy.type = strategy
+    if strategy == "RollingUpdate":
+        obj.spec.strategy.rolling_update.max_surge = max_surge
+        obj.spec.strategy.rolling_update.max_unavailable = max_unavailable
+    return obj
+
+
+async def pods_of(client: Client, app: str) -> list[core_pb2.Pod]:
+    return (await client.pods.list(label_selector=f"app={app}")).items
+
+
+async def wait_complete(client: Client, name: str, image: str, *, timeout: float = 30.0) -> None:
+    """Until the Deployment reports a finished rollout and its pods all run `image`."""
+    state: dict[str, object] = {}
+
+    async def poll() -> None:
+        async with asyncio.timeout(timeout):
+            while True:
+                d = await client.deployments.get(name)
+                pods = await pods_of(client, name)
+                state.update(status=d.status, pods=len(pods))
+                replicas = d.spec.replicas
+                if (
+                    d.status.observed_generation >= d.metadata.generation
+                    and d.status.updated_replicas == replicas
+                    and d.status.replicas == replicas
+                    and d.status.available_replicas == replicas
+                    and len(pods) == replicas
+                    and all(p.spec.containers[0].image == image for p in pods)
+                ):
+                    return
+                await asyncio.sleep(0.05)
+
+    try:
+        await poll()
+    except TimeoutError:
+        raise AssertionError(f"rollout of {name} to {image} did not complete: {state}") from None
+
+
+async def test_replicaset_creates_owned_pods_and_reports_status(client: Client) -> None:
+    async with running(client), PodStatusSimulator(client):
+        rs = await client.replica_sets.create(replica_set("web", replicas=3))
+        async with asyncio.timeout(15):
+            while True:
+                current = await client.replica_sets.get("web")
+                if current.status.ready_replicas == 3 and current.status.available_replicas == 3:
+                    break
+                await asyncio.sleep(0.05)
+        assert current.status.observed_generation == current.metadata.generation
+        pods = await pods_of(client, "web")
+        assert len(pods) == 3
+        for pod in pods:
+            (ref,) = pod.metadata.owner_references
+            assert (ref.kind, ref.uid, ref.controller) == ("ReplicaSet", rs.metadata.uid, True)
+
+
+async def test_replicaset_scales_down_and_replaces_deleted_pods(client: Client) -> None:
+    async with running(client, ("replicaset",)):
+        await client.replica_sets.create(replica_set("web", replicas=4))
+        await _until(client, "web", 4)
+        victim = (await pods_of(client, "web"))[0]
+        await client.pods.delete(victim.metadata.name)
+        await _until(client, "web", 4)
+        names = {p.metadata.name for p in await pods_of(client, "web")}
+        assert victim.metadata.name not in names
+        await client.replica_sets.patch("web", {"spec": {"replicas": 1}})
+        await _until(client, "web", 1)
+
+
+async def test_replicaset_adopts_orphans_and_releases_relabelled_pods(client: Client) -> None:
+    from bosun.common.testing import pod
+
+    orphan = await client.pods.create(pod("stray", labels={"app": "web"}))
+    async with running(client, ("replicaset",)):
+        rs = await client.replica_sets.create(replica_set("web", replicas=2))
+        await _until(client, "web", 2)
+        adopted = await client.pods.get("stray")
+        assert [r.uid for r in adopted.metadata.owner_references] == [rs.metadata.uid]
+        await client.pods.patch("stray", {"metadata": {"labels": {"app": "other"}}})
+
+        async def released() -> bool:
+            current = await client.pods.get("stray")
+            return not current.metadata.owner_references
+
+        await _until_true(released)
+        await _until(client, "web", 2)
+    assert orphan.metadata.uid == adopted.metadata.uid
+
+
+async def _until(client: Client, app: str, count: int, timeout: float = 15.0) -> None:
+    async def ok() -> bool:
+        return len(await pods_of(client, app)) == count
+
+    await _until_true(ok, timeout)
+
+
+async def _until_true(check: object, timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():  # type: ignore[operator]  # noqa: ASYNC110 - polling the API
+            await asyncio.sleep(0.05)
+
+
+class RolloutWatch:
+    """Follows the Deployment's pods from a watch and records the extremes of every moment."""
+
+    def __init__(self, client: Client, app: str) -> None:
+        self.client = client
+        self.app = app
+        self.pods: dict[str, core_pb2.Pod] = {}
+        self.max_pods = 0
+        self.min_ready: int | None = None
+        self.events = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def _observe(self) -> None:
+        live = [p for p in self.pods.values() if not p.metadata.HasField("deletion_timestamp")]
+        ready = sum(1 for p in live if is_ready(p))
+        self.max_pods = max(self.max_pods, len(self.pods))
+        self.min_ready = ready if self.min_ready is None else min(self.min_ready, ready)
+
+    async def start(self) -> None:
+        listed = await self.client.pods.list(label_selector=f"app={self.app}")
+        self.pods = {p.metadata.name: p for p in listed.items}
+        self._observe()
+        ready = asyncio.Event()
+
+        async def follow() -> None:
+            stream = self.client.pods.watch(
+                label_selector=f"app={self.app}", resource_version=listed.resource_version
+            )
+            ready.set()
+            async for event in stream:
+                if event.type == "BOOKMARK":
+                    continue
+                self.events += 1
+                if event.type == "DELETED":
+                    self.pods.pop(event.object.metadata.name, None)
+                else:
+                    self.pods[event.object.metadata.name] = event.object
+                self._observe()
+
+        self._task = asyncio.create_task(follow())
+        await ready.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def _patch_image(client: Client, name: str, image: str) -> None:
+    d = await client.deployments.get(name)
+    d.spec.template.spec.containers[0].image = image
+    await client.deployments.update(d)
+
+
+async def test_rolling_update_never_exceeds_surge_nor_drops_below_replicas(client: Client) -> None:
+    async with running(client), PodStatusSimulator(client):
+        await client.deployments.create(
+            deployment("web", replicas=10, image="web:1", max_surge="2", max_unavailable="0")
+        )
+        await wait_complete(client, "web", "web:1")
+        watch = RolloutWatch(client, "web")
+        await watch.start()
+        await _patch_image(client, "web", "web:2")
+        await wait_complete(client, "web", "web:2", timeout=60)
+        await watch.stop()
+    assert watch.events > 20  # the rollout was seen, not just its end
+    assert watch.max_pods <= 12
+    assert watch.min_ready is not None
+    assert watch.min_ready >= 10
+    sets = (await client.replica_sets.list()).items
+    by_image = {rs.spec.template.spec.containers[0].image: rs for rs in sets}
+    assert by_image["web:2"].spec.replicas == 10
+    assert by_image["web:1"].spec.replicas == 0
+    assert by_image["web:2"].metadata.annotations["deployment.kubernetes.io/revision"] == "2"
