@@ -768,3 +768,42 @@ async def test_kubelet_service_streams_logs_runs_exec_and_reports_stats(
         assert (pod_stats.name, pod_stats.containers[0].name) == ("talk", "app")
         assert pod_stats.memory_working_set_bytes > 0
         assert stats.node.memory_capacity_bytes > 0
+
+
+async def test_apiserver_proxies_logs_exec_and_stats_to_the_pods_kubelet(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet(listen="127.0.0.1:0")
+    container = sh("app", "echo started; exec sleep 3600")
+    await client.pods.create(make_pod("proxied", kubelet.config.node_name, container))
+    await wait_for(client, "proxied", running, what="Running")
+    stub = kubelet_pb2_grpc.KubeletStub(client.channel)  # the apiserver's own address
+
+    logs = stub.ContainerLogs(kubelet_pb2.LogsRequest(namespace="default", pod="proxied"))
+    deadline = time.monotonic() + 10
+    while b"started" not in b"".join([c.data async for c in logs]):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+        logs = stub.ContainerLogs(kubelet_pb2.LogsRequest(namespace="default", pod="proxied"))
+
+    async def hostname() -> AsyncIterator[kubelet_pb2.ExecRequest]:
+        start = kubelet_pb2.ExecStart(namespace="default", pod="proxied", command=["hostname"])
+        yield kubelet_pb2.ExecRequest(start=start)
+
+    output = [r async for r in stub.Exec(hostname())]
+    assert b"".join(r.stdout for r in output).strip() == b"proxied"
+    assert output[-1].exit_code == 0
+
+    stats = await stub.Stats(kubelet_pb2.StatsRequest(node=kubelet.config.node_name))
+    assert [p.name for p in stats.pods] == ["proxied"]
+
+    unscheduled = make_pod("floating", "", sh("app", "sleep 1"))
+    await client.pods.create(unscheduled)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.ContainerLogs(
+            kubelet_pb2.LogsRequest(namespace="default", pod="floating")
+        ).read()
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.Stats(kubelet_pb2.StatsRequest(node="no-such-node"))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND

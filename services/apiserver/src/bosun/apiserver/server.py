@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health
 
+from bosun.api.kubelet.v1 import kubelet_pb2_grpc
 from bosun.apiserver.allocation import ServiceRanges
 from bosun.apiserver.compactor import Compactor
+from bosun.apiserver.kubeletproxy import SERVICE_NAME as KUBELET_PROXY
+from bosun.apiserver.kubeletproxy import KubeletProxy
 from bosun.apiserver.registry import MAX_OBJECT_BYTES, Registry, prefix_for
 from bosun.apiserver.service import SERVICE_NAME, ApiService, generic_handler
 from bosun.apiserver.storage import EtcdStorage, StorageError
@@ -82,6 +85,8 @@ class ApiServer:
             bookmark_interval=config.bookmark_interval,
         )
         self.compactor = Compactor(self.storage, interval=config.compaction_interval)
+        # Pod logs, exec and stats, forwarded to the pod's kubelet.
+        self.kubelet_proxy = KubeletProxy(self.registry.get)
         self.health: health.aio.HealthServicer | None = None
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -109,7 +114,8 @@ class ApiServer:
             self.service, metrics=self.config.metrics, tracing=self.config.tracing
         )
         server.add_generic_rpc_handlers((handler,))
-        self.health = add_health_and_reflection(server, [SERVICE_NAME])
+        kubelet_pb2_grpc.add_KubeletServicer_to_server(self.kubelet_proxy, server)
+        self.health = add_health_and_reflection(server, [SERVICE_NAME, KUBELET_PROXY])
         self.port = bind(
             server, self.config.listen, tls_cert=self.config.tls_cert, tls_key=self.config.tls_key
         )
@@ -144,6 +150,7 @@ class ApiServer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.kubelet_proxy.close()
         await self.storage.close()
 
     async def wait(self) -> None:
