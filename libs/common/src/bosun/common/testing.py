@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 
 from bosun.api.v1 import apps_pb2, coordination_pb2, core_pb2
 
@@ -78,10 +79,18 @@ def replica_set(
 
 
 async def eventually(
-    condition: Callable[[], bool], *, timeout: float = 10.0, interval: float = 0.02
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
 ) -> None:
-    """Wait until `condition()` holds (polling another component's observable state);
-    TimeoutError after `timeout` seconds."""
+    """Wait until `condition()` holds (polling another component's observable state; it may
+    be a coroutine function); TimeoutError after `timeout` seconds."""
     async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - polling state that has no event to await
+        while True:
+            result = condition()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
             await asyncio.sleep(interval)

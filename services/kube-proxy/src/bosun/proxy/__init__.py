@@ -1,0 +1,1 @@
+"""Bosun's kube-proxy: Services and Endpoints in, iptables nat/filter rules out."""
