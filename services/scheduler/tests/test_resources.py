@@ -32,9 +32,7 @@ def _with_containers(app: list[dict[str, str]], init: list[dict[str, str]]):  # 
     ("app", "init", "cpu", "memory"),
     [
         pytest.param([{"cpu": "500m"}, {"cpu": "250m"}], [], 750, 0, id="app containers add up"),
-        pytest.param(
-            [{"cpu": "500m"}], [{"cpu": "2"}], 2000, 0, id="a bigger init container wins"
-        ),
+        pytest.param([{"cpu": "500m"}], [{"cpu": "2"}], 2000, 0, id="a bigger init container wins"),
         pytest.param(
             [{"cpu": "1", "memory": "1Gi"}, {"cpu": "1"}],
             [{"cpu": "1500m", "memory": "2Gi"}, {"cpu": "100m"}],

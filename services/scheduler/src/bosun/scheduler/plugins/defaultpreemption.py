@@ -26,6 +26,7 @@ only "free" resources and host ports in the what-if, not topology or affinity co
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from bosun.scheduler.cache import SchedulerCache
@@ -45,6 +46,20 @@ MAX_CANDIDATES = 100
 def _importance(pod: PodInfo) -> tuple[int, float]:
     created = pod.pod.metadata.creation_timestamp
     return (-pod.priority, created.seconds + created.nanos / 1e9)
+
+
+def _no_candidates(diagnosis: Diagnosis, candidates: int) -> str:
+    """Kubernetes' wording: `0/3 nodes are available: 1 No preemption victims found for
+    incoming pod, 2 Preemption is not helpful for scheduling.`"""
+    counts = Counter[str]()
+    if candidates:
+        counts["No preemption victims found for incoming pod"] = candidates
+    unhelpful = len(diagnosis.node_statuses) - candidates
+    if unhelpful:
+        counts["Preemption is not helpful for scheduling"] = unhelpful
+    parts = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    summary = ", ".join(f"{n} {reason}" for reason, n in parts)
+    return f"0/{diagnosis.total_nodes} nodes are available: {summary}."
 
 
 class DefaultPreemption:
@@ -82,10 +97,7 @@ class DefaultPreemption:
             if best is None or rank < best[0]:
                 best = (rank, name, victims)
         if best is None:
-            return None, Status.unschedulable(
-                f"0/{diagnosis.total_nodes} nodes are available: no node where preemption "
-                "would help."
-            )
+            return None, Status.unschedulable(_no_candidates(diagnosis, len(candidates)))
         return PostFilterResult(best[1], tuple(best[2])), Status()
 
     @staticmethod
