@@ -807,3 +807,58 @@ async def test_apiserver_proxies_logs_exec_and_stats_to_the_pods_kubelet(
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await stub.Stats(kubelet_pb2.StatsRequest(node="no-such-node"))
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def bosunctl(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """bosunctl in-process (call it in a thread: it runs its own event loop)."""
+    from click.testing import CliRunner
+
+    from bosun.cli.main import cli
+
+    result = CliRunner().invoke(cli, list(args), input=stdin, prog_name="bosunctl")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+async def test_bosunctl_logs_follow_exec_and_top(
+    start_kubelet: KubeletFactory, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOSUN_CONFIG", str(tmp_path / "no-config"))
+    kubelet = await start_kubelet(listen="127.0.0.1:0")
+    server = ["--server", client.target]
+    container = sh("app", "i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.2; done")
+    await client.pods.create(make_pod("ticker", kubelet.config.node_name, container))
+    await wait_for(client, "ticker", running, what="Running")
+    await asyncio.sleep(0.5)
+
+    code, out, _ = await asyncio.to_thread(bosunctl, "logs", "ticker", "--tail", "2", *server)
+    assert code == 0
+    assert len(out.splitlines()) == 2
+
+    # -f keeps the stream open: over 3 s it prints lines written after it started.
+    code, out, _ = await asyncio.to_thread(
+        bosunctl, "logs", "-f", "ticker", "--tail", "1", "--request-timeout", "3s", *server
+    )
+    assert len(out.splitlines()) >= 10, out
+
+    code, out, err = await asyncio.to_thread(
+        bosunctl, "exec", "ticker", *server, "--", "sh", "-c", "echo out; echo err >&2; exit 4"
+    )
+    assert (code, out, err) == (4, "out\n", "err\n")
+    code, out, _ = await asyncio.to_thread(
+        bosunctl, "exec", "-i", "ticker", *server, "--", "wc", "-c", stdin="12345"
+    )
+    assert (code, out.strip()) == (0, "5")
+
+    code, out, _ = await asyncio.to_thread(bosunctl, "top", "pods", *server)
+    assert code == 0
+    assert out.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert out.splitlines()[1].split()[0] == "ticker"
+    code, out, _ = await asyncio.to_thread(bosunctl, "top", "nodes", *server)
+    assert code == 0
+    assert kubelet.config.node_name in out
+
+    code, _, err = await asyncio.to_thread(bosunctl, "logs", "absent", *server)
+    assert code == 1
+    assert "Error from server (NotFound)" in err

@@ -14,6 +14,7 @@ from bosun.cli.commands.get import get
 from bosun.cli.commands.info import api_resources, client_version, version
 from bosun.cli.commands.label import annotate, label
 from bosun.cli.commands.local import local
+from bosun.cli.commands.podio import exec_, logs, top
 from bosun.cli.commands.wait import wait
 from bosun.cli.errors import cli_errors
 from bosun.cli.session import GlobalOptions, connection_options
@@ -73,6 +74,9 @@ for command in (
     version,
     config,
     local,
+    logs,
+    exec_,
+    top,
 ):
     cli.add_command(command)
 
