@@ -8,35 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from bosun.api.v1 import apps_pb2, core_pb2
+from bosun.cli.commands.rollout import rollback_template
 from bosun.common.client import Client
 from bosun.common.testing import replica_set
 from bosun.controllermanager.context import Options
-from bosun.controllermanager.manager import ControllerManager
 from bosun.controllermanager.podutil import is_ready
-from bosun.controllermanager.testing import PodStatusSimulator
+from bosun.controllermanager.testing import PodStatusSimulator, running_controllers, until
 
 pytestmark = pytest.mark.integration
 
 WORKLOADS = ("replicaset", "deployment", "garbagecollector")
 
 
-@contextlib.asynccontextmanager
-async def running(
-    client: Client, controllers: Sequence[str] = WORKLOADS, **options: object
-) -> AsyncIterator[ControllerManager]:
-    manager = ControllerManager(client, controllers=controllers, options=Options(**options))  # type: ignore[arg-type]
-    task = asyncio.create_task(manager.run())
-    try:
-        yield manager
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def running(client: Client, controllers: Sequence[str] = WORKLOADS, **options: Any) -> Any:
+    return running_controllers(client, controllers, Options(**options))
 
 
 def deployment(
@@ -139,7 +130,7 @@ async def test_replicaset_adopts_orphans_and_releases_relabelled_pods(client: Cl
             current = await client.pods.get("stray")
             return not current.metadata.owner_references
 
-        await _until_true(released)
+        await until(released)
         await _until(client, "web", 2)
     assert orphan.metadata.uid == adopted.metadata.uid
 
@@ -148,13 +139,7 @@ async def _until(client: Client, app: str, count: int, timeout: float = 15.0) ->
     async def ok() -> bool:
         return len(await pods_of(client, app)) == count
 
-    await _until_true(ok, timeout)
-
-
-async def _until_true(check: object, timeout: float = 15.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():  # type: ignore[operator]  # noqa: ASYNC110 - polling the API
-            await asyncio.sleep(0.05)
+    await until(ok, timeout=timeout)
 
 
 class RolloutWatch:
@@ -165,6 +150,7 @@ class RolloutWatch:
         self.app = app
         self.pods: dict[str, core_pb2.Pod] = {}
         self.max_pods = 0
+        self.max_images = 0
         self.min_ready: int | None = None
         self.events = 0
         self._task: asyncio.Task[None] | None = None
@@ -173,6 +159,8 @@ class RolloutWatch:
         live = [p for p in self.pods.values() if not p.metadata.HasField("deletion_timestamp")]
         ready = sum(1 for p in live if is_ready(p))
         self.max_pods = max(self.max_pods, len(self.pods))
+        images = {p.spec.containers[0].image for p in self.pods.values()}
+        self.max_images = max(self.max_images, len(images))
         self.min_ready = ready if self.min_ready is None else min(self.min_ready, ready)
 
     async def start(self) -> None:
@@ -232,3 +220,79 @@ async def test_rolling_update_never_exceeds_surge_nor_drops_below_replicas(clien
     assert by_image["web:2"].spec.replicas == 10
     assert by_image["web:1"].spec.replicas == 0
     assert by_image["web:2"].metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+
+
+async def test_rollback_restores_the_previous_template_and_reuses_its_replica_set(
+    client: Client,
+) -> None:
+    async with running(client), PodStatusSimulator(client):
+        await client.deployments.create(deployment("web", replicas=3, image="web:1"))
+        await wait_complete(client, "web", "web:1")
+        first = {rs.metadata.uid for rs in (await client.replica_sets.list()).items}
+        await _patch_image(client, "web", "web:2")
+        await wait_complete(client, "web", "web:2")
+
+        current = await client.deployments.get("web")
+        sets = (await client.replica_sets.list()).items
+        current.spec.template.CopyFrom(rollback_template(current, sets))
+        await client.deployments.update(current)
+        await wait_complete(client, "web", "web:1")
+
+    rolled_back = await client.deployments.get("web")
+    assert rolled_back.spec.template.spec.containers[0].image == "web:1"
+    assert rolled_back.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    sets = (await client.replica_sets.list()).items
+    assert len(sets) == 2  # the revision-1 set came back as revision 3, no third set
+    (active,) = [rs for rs in sets if rs.spec.replicas == 3]
+    assert active.metadata.uid in first
+    assert active.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    assert active.metadata.annotations["deployment.kubernetes.io/revision-history"] == "1"
+
+
+async def test_recreate_removes_every_old_pod_before_starting_new_ones(client: Client) -> None:
+    async with running(client), PodStatusSimulator(client):
+        await client.deployments.create(deployment("job", replicas=3, strategy="Recreate"))
+        await wait_complete(client, "job", "web:1")
+        watch = RolloutWatch(client, "job")
+        await watch.start()
+        await _patch_image(client, "job", "web:2")
+        await wait_complete(client, "job", "web:2")
+        await watch.stop()
+    assert watch.max_images == 1
+    assert watch.max_pods <= 3
+
+
+async def test_scaling_mid_rollout_spreads_replicas_proportionally(client: Client) -> None:
+    # No pod ever becomes ready, so the rollout stalls with both sets active.
+    async with running(client):
+        await client.deployments.create(
+            deployment("web", replicas=10, image="web:1", max_surge="3", max_unavailable="2")
+        )
+
+        async def sets_sized(total: int) -> bool:
+            sets = (await client.replica_sets.list()).items
+            return sum(rs.spec.replicas for rs in sets) == total
+
+        await until(lambda: sets_sized(10))
+        await _patch_image(client, "web", "web:2")
+
+        async def two_active() -> bool:
+            sets = (await client.replica_sets.list()).items
+            return len([rs for rs in sets if rs.spec.replicas > 0]) == 2
+
+        await until(two_active)
+        await until(lambda: sets_sized(13))  # 10 + maxSurge: old 8 (2 unavailable), new 5
+        before = {
+            rs.spec.template.spec.containers[0].image: rs.spec.replicas
+            for rs in (await client.replica_sets.list()).items
+        }
+        await client.deployments.patch("web", {"spec": {"replicas": 20}})
+        await until(lambda: sets_sized(23))  # 20 + maxSurge: 14 old + 9 new
+    after = {
+        rs.spec.template.spec.containers[0].image: rs.spec.replicas
+        for rs in (await client.replica_sets.list()).items
+    }
+    # Each set grew in proportion to its size: the ratio is kept (within rounding).
+    assert before["web:1"] > 0
+    assert before["web:2"] > 0
+    assert abs(after["web:1"] / after["web:2"] - before["web:1"] / before["web:2"]) < 0.5

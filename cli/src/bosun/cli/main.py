@@ -14,7 +14,11 @@ from bosun.cli.commands.get import get
 from bosun.cli.commands.info import api_resources, client_version, version
 from bosun.cli.commands.label import annotate, label
 from bosun.cli.commands.local import local
+from bosun.cli.commands.nodes import cordon, drain, uncordon
 from bosun.cli.commands.podio import exec_, logs, top
+from bosun.cli.commands.rollout import rollout
+from bosun.cli.commands.scale import scale
+from bosun.cli.commands.set_image import set_group
 from bosun.cli.commands.wait import wait
 from bosun.cli.errors import cli_errors
 from bosun.cli.session import GlobalOptions, connection_options
@@ -77,6 +81,12 @@ for command in (
     logs,
     exec_,
     top,
+    scale,
+    rollout,
+    set_group,
+    cordon,
+    uncordon,
+    drain,
 ):
     cli.add_command(command)
 

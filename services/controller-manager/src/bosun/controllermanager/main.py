@@ -20,12 +20,16 @@ from pathlib import Path
 
 from bosun.common.client import Client
 from bosun.common.grpcutil import add_health_and_reflection, bind, create_server, install_uvloop
-from bosun.common.leaderelection import LeaderElector
 from bosun.common.logging import configure_logging
 from bosun.common.metrics import start_metrics_server
 from bosun.common.tracing import add_tracing_arguments, configure_tracing_from_arguments
 from bosun.controllermanager.context import Options
-from bosun.controllermanager.manager import ControllerManager, known_controllers, select_controllers
+from bosun.controllermanager.manager import (
+    LeaderElection,
+    known_controllers,
+    run,
+    select_controllers,
+)
 
 log = logging.getLogger("bosun.controllermanager")
 
@@ -141,33 +145,35 @@ async def serve(args: argparse.Namespace) -> None:
     async with Client(args.apiserver, token=token, ca_cert=ca_cert) as client:
         options = options_from_args(args)
 
-        async def lead() -> None:
-            manager = ControllerManager(
-                client, controllers=args.controller_names, options=options, identity=identity
-            )
-            await manager.run()
-
-        if args.leader_elect:
-            elector = LeaderElector(
-                leases=client.leases,
+        election = (
+            LeaderElection(
                 name=args.leader_elect_resource_name,
                 namespace=args.leader_elect_resource_namespace,
-                identity=identity,
                 lease_duration=args.leader_elect_lease_duration,
                 renew_deadline=args.leader_elect_renew_deadline,
                 retry_period=args.leader_elect_retry_period,
-                on_started_leading=lead,
-                on_new_leader=lambda leader: log.info("leader is %s", leader),
             )
-            work = asyncio.create_task(elector.run(), name="leader-election")
-        else:
-            work = asyncio.create_task(lead(), name="controllers")
+            if args.leader_elect
+            else None
+        )
+        work = asyncio.create_task(
+            run(
+                client,
+                controllers=args.controller_names,
+                options=options,
+                identity=identity,
+                leader_election=election,
+            ),
+            name="controller-manager",
+        )
         log.info(
             "controller-manager ready",
             extra={"identity": identity, "health_port": port, "pid": os.getpid()},
         )
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done() and not work.cancelled() and work.exception() is not None:
+            log.error("controller-manager failed", exc_info=work.exception())
         log.info("shutting down")
         work.cancel()
         await asyncio.gather(work, return_exceptions=True)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from bosun.common.client import Client
 from bosun.common.events import EventRecorder
+from bosun.common.leaderelection import LeaderElector
 from bosun.controllermanager.context import ControllerContext, Options
 from bosun.controllermanager.controller import Controller
 from bosun.controllermanager.informers import InformerFactory
@@ -107,3 +109,59 @@ class ControllerManager:
         finally:
             await informers.stop()
             await recorder.stop()
+
+
+@dataclass(frozen=True)
+class LeaderElection:
+    """Where the lease lives and its timings (see bosun.common.leaderelection)."""
+
+    name: str = "bosun-controller-manager"
+    namespace: str = "kube-system"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+async def run(
+    client: Client,
+    *,
+    controllers: Sequence[str],
+    options: Options,
+    identity: str,
+    leader_election: LeaderElection | None,
+    on_started_leading: Callable[[], None] | None = None,
+    on_stopped_leading: Callable[[], None] | None = None,
+) -> None:
+    """Run the controllers until cancelled: always, or only while this replica holds the lease.
+
+    Each term of leadership gets a fresh `ControllerManager`; losing the lease cancels it (and
+    waits for it to stop) before this replica campaigns again.
+    """
+
+    async def lead() -> None:
+        if on_started_leading is not None:
+            on_started_leading()
+        try:
+            manager = ControllerManager(
+                client, controllers=controllers, options=options, identity=identity
+            )
+            await manager.run()
+        finally:
+            if on_stopped_leading is not None:
+                on_stopped_leading()
+
+    if leader_election is None:
+        await lead()
+        return
+    elector = LeaderElector(
+        leases=client.leases,
+        name=leader_election.name,
+        namespace=leader_election.namespace,
+        identity=identity,
+        lease_duration=leader_election.lease_duration,
+        renew_deadline=leader_election.renew_deadline,
+        retry_period=leader_election.retry_period,
+        on_started_leading=lead,
+        on_new_leader=lambda leader: log.info("leader is %s", leader),
+    )
+    await elector.run()

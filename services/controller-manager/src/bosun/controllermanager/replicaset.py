@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bosun.api.v1 import apps_pb2, core_pb2
-from bosun.common.errors import ApiError, NotFoundError
+from bosun.common.errors import ApiError, ConflictError, NotFoundError
 from bosun.common.informer import Informer, object_key
 from bosun.common.selectors import LabelSelector
 from bosun.controllermanager import podutil
@@ -277,8 +277,8 @@ class ReplicaSetController(Controller):
             updated.status.CopyFrom(status)
             try:
                 await self.client.replica_sets.update_status(updated)
-            except NotFoundError:
-                return
+            except (NotFoundError, ConflictError):
+                return  # gone, or changed since read: that change brings the next sync
         if rs.spec.min_ready_seconds > 0 and status.ready_replicas != status.available_replicas:
             delays = [
                 delay

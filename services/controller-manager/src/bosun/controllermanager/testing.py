@@ -1,4 +1,4 @@
-"""Test doubles for controller tests: a stand-in for the node agent's pod status reports.
+"""Helpers for controller tests, and a stand-in for the node agent's pod status reports.
 
 The controllers' observable behaviour depends on pods becoming Running and Ready, which is the
 kubelet's job. `PodStatusSimulator` is a *test double of the kubelet* for tests that exercise
@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from bosun.api.v1 import core_pb2
 from bosun.common.client import Client
 from bosun.common.errors import ApiError, ConflictError, NotFoundError
+from bosun.controllermanager.context import Options
+from bosun.controllermanager.manager import ControllerManager
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +104,27 @@ class PodStatusSimulator:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+@contextlib.asynccontextmanager
+async def running_controllers(
+    client: Client, controllers: Sequence[str], options: Options | None = None
+) -> AsyncIterator[ControllerManager]:
+    """Run `controllers` in this event loop (no leader election) for the duration of the block."""
+    manager = ControllerManager(client, controllers=controllers, options=options or Options())
+    task = asyncio.create_task(manager.run())
+    try:
+        yield manager
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, interval: float = 0.05
+) -> None:
+    """Poll the async `check` (usually reads from the apiserver) until it holds; TimeoutError."""
+    async with asyncio.timeout(timeout):
+        while not await check():  # noqa: ASYNC110 - polling another component's state
+            await asyncio.sleep(interval)
