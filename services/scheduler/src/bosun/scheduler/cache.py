@@ -106,6 +106,9 @@ class SchedulerCache:
         self.allocatable: FloatArray = np.zeros((0, width))
         self.requested: FloatArray = np.zeros((0, width))
         self.nonzero_requested: FloatArray = np.zeros((0, width))
+        # allocatable - requested, resource-major (free[CPU] is one contiguous row), so that
+        # NodeResourcesFit compares one row per resource instead of gathering node rows.
+        self.free: FloatArray = np.zeros((width, 0))
         self.valid: BoolArray = np.zeros(0, dtype=np.bool_)
         self.unschedulable: BoolArray = np.zeros(0, dtype=np.bool_)
         self.tainted: BoolArray = np.zeros(0, dtype=np.bool_)
@@ -130,6 +133,9 @@ class SchedulerCache:
         self.allocatable = grown(self.allocatable)
         self.requested = grown(self.requested)
         self.nonzero_requested = grown(self.nonzero_requested)
+        free = np.zeros((self.free.shape[0], capacity))
+        free[:, :old] = self.free
+        self.free = free
         self.valid = grown(self.valid)
         self.unschedulable = grown(self.unschedulable)
         self.tainted = grown(self.tainted)
@@ -148,7 +154,11 @@ class SchedulerCache:
             self._by_slot[slot] = info
             self.requested[slot] = 0.0
             self.nonzero_requested[slot] = 0.0
+            self._refresh_free(slot)
         return info
+
+    def _refresh_free(self, slot: int) -> None:
+        self.free[:, slot] = self.allocatable[slot] - self.requested[slot]
 
     def _release_if_empty(self, info: NodeInfo) -> None:
         if info.node is None and not info.pods:
@@ -208,6 +218,7 @@ class SchedulerCache:
             {name: int(image.size_bytes) for image in node.status.images for name in image.names},
         )
         self.allocatable[slot] = node_allocatable(node)
+        self._refresh_free(slot)
         self.unschedulable[slot] = node.spec.unschedulable
         self.tainted[slot] = any(t.effect in _BLOCKING_EFFECTS for t in node.spec.taints)
         self.prefer_no_schedule[slot] = any(
@@ -246,6 +257,7 @@ class SchedulerCache:
             node.used_ports[port] = node.used_ports.get(port, 0) + 1
         self.requested[node.slot] += info.requests
         self.nonzero_requested[node.slot] += info.nonzero_requests
+        self._refresh_free(node.slot)
         self._pod_nodes[info.key] = node_name
         if info.has_affinity_terms:
             self.pods_with_affinity[info.key] = info
@@ -265,6 +277,7 @@ class SchedulerCache:
                 node.used_ports.pop(port, None)
         self.requested[node.slot] -= info.requests
         self.nonzero_requested[node.slot] -= info.nonzero_requests
+        self._refresh_free(node.slot)
         self.pods_with_affinity.pop(key, None)
         self.generation += 1
         self._release_if_empty(node)

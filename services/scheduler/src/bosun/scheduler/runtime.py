@@ -152,7 +152,10 @@ class Framework:
             return feasible
         start = self._next_start % feasible.size
         self._next_start = start + limit
-        return np.roll(feasible, -start)[:limit]
+        sample = feasible[start : start + limit]
+        if sample.size < limit:
+            sample = np.concatenate((sample, feasible[: limit - sample.size]))
+        return sample
 
     # ------------------------------------------------------------------ the algorithm
 

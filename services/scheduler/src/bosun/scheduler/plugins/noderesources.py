@@ -89,6 +89,13 @@ class NodeResourcesFit:
     def filter(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slots: IntArray
     ) -> BoolArray:
+        if not cache.nominated:
+            # The common case: one contiguous comparison per requested resource over every
+            # slot, then pick the candidates (cheaper than gathering their rows first).
+            fits: BoolArray = cache.free[PODS] >= pod.requests[PODS]
+            for index in np.flatnonzero(pod.requests[:PODS] > 0):
+                fits &= cache.free[index] >= pod.requests[index]
+            return fits[slots]
         requested = cache.requested[slots]
         extra = _nominated_extra(pod, cache, slots)
         if extra is not None:
