@@ -24,7 +24,7 @@ COMPOSE_DOWN_FLAGS ?=
 CLUSTER := $(VENV)/bin/bosunctl local --state-dir .bosun $(CLUSTER_FLAGS)
 
 .PHONY: help install proto proto-check lint test up down status logs bench-apiserver clean \
-	base-image images compose-up compose-down bench-kubelet bench-nodes
+	base-image images compose-up compose-down bench-kubelet bench-nodes bench-scheduler
 
 help: ## Show this list of targets (the default)
 	@echo "Usage: make <target>"
@@ -98,6 +98,9 @@ bench-kubelet: $(VENV_PY) ## Pod startup through the kubelet vs raw docker run (
 
 bench-nodes: $(VENV_PY) ## 1,000 simulated nodes, 30,000 pods against one apiserver (bench/results/nodes.json)
 	$(VENV_PY) bench/nodes_bench.py $(BENCH_FLAGS)
+
+bench-scheduler: $(VENV_PY) ## Scheduler pods/s vs the raw Bind ceiling, 500 and 5,000 nodes (bench/results/scheduler.json)
+	$(VENV_PY) bench/scheduler_bench.py $(BENCH_FLAGS)
 
 clean: ## Stop the local cluster, delete .bosun/ (etcd data, logs) and caches; keeps .venv
 	@if [ -x $(VENV_PY) ]; then $(CLUSTER) down; fi
