@@ -344,6 +344,23 @@ def print_table(
     Console().print(table)
 
 
+def report(
+    results: dict[str, Any],
+    args: argparse.Namespace,
+    *,
+    title: str = "bosun apiserver benchmark (medians)",
+) -> None:
+    """Add the machine and the parameters, print the table, write `args.output` (JSON)."""
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    results["parameters"] = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+    }
+    print_table(results, title=title)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -377,14 +394,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(10)
             etcd.stop()
-    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    results["parameters"] = {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-    }
-    print_table(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    report(results, args)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from apiserver_bench import percentile, print_table, rss_mb, start_apiserver, wait_for_port
+from apiserver_bench import percentile, report, rss_mb, start_apiserver, wait_for_port
 
 import docker
 from bosun.api.v1 import core_pb2
@@ -191,12 +188,7 @@ def main() -> None:
             engine = docker.from_env(timeout=120)
             remove_labelled(engine, f"label=io.bosun.node={node}")
             engine.close()
-    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    results["parameters"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    print_table(results, title="bosun kubelet benchmark: pod startup vs docker run")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    report(results, args, title="bosun kubelet benchmark: pod startup vs docker run")
 
 
 if __name__ == "__main__":

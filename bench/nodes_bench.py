@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -35,7 +32,7 @@ from typing import Any
 from apiserver_bench import (
     closed_loop,
     percentile,
-    print_table,
+    report,
     rss_mb,
     start_apiserver,
     wait_for_port,
@@ -210,12 +207,7 @@ def main() -> None:
             apiserver.terminate()
             apiserver.wait(10)
             etcd.stop()
-    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    results["parameters"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    print_table(results, title="bosun simulated nodes benchmark")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    report(results, args, title="bosun simulated nodes benchmark")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,21 @@ def _optional(flag: bool, has: bool) -> bool:
     return flag if has else False
 
 
+def _key(
+    data: Mapping[str, bytes] | None,
+    ref: core_pb2.ConfigMapKeySelector | core_pb2.SecretKeySelector,
+    what: str,
+) -> str | None:
+    """One key of a ConfigMap or Secret (`data` None: the object is missing); None when it is
+    missing and the reference is optional, EnvError when it is missing and required."""
+    if data is not None and ref.key in data:
+        return data[ref.key].decode(errors="replace")
+    if _optional(ref.optional, ref.HasField("optional")):
+        return None
+    missing = f'{what} "{ref.name}"' if data is None else f'key "{ref.key}" in {what} "{ref.name}"'
+    raise EnvError(f"{missing} not found")
+
+
 def container_env(
     pod: core_pb2.Pod,
     container: core_pb2.Container,
@@ -146,31 +161,16 @@ def container_env(
         elif source_.HasField("resource_field_ref"):
             env[var.name] = resource_value(pod, container, source_.resource_field_ref)
         elif source_.HasField("config_map_key_ref"):
-            key_ref = source_.config_map_key_ref
-            optional = _optional(key_ref.optional, key_ref.HasField("optional"))
-            cm = config_map(namespace, key_ref.name)
-            if cm is None or key_ref.key not in cm.data:
-                if optional:
-                    continue
-                what = (
-                    f'configmap "{key_ref.name}"'
-                    if cm is None
-                    else (f'key "{key_ref.key}" in configmap "{key_ref.name}"')
-                )
-                raise EnvError(f"{what} not found")
-            env[var.name] = cm.data[key_ref.key]
+            cm_ref = source_.config_map_key_ref
+            cm = config_map(namespace, cm_ref.name)
+            data = {k: v.encode() for k, v in cm.data.items()} if cm is not None else None
+            found = _key(data, cm_ref, "configmap")
+            if found is not None:
+                env[var.name] = found
         elif source_.HasField("secret_key_ref"):
-            skey = source_.secret_key_ref
-            optional = _optional(skey.optional, skey.HasField("optional"))
-            sec = secret(namespace, skey.name)
-            if sec is None or skey.key not in sec.data:
-                if optional:
-                    continue
-                what = (
-                    f'secret "{skey.name}"'
-                    if sec is None
-                    else (f'key "{skey.key}" in secret "{skey.name}"')
-                )
-                raise EnvError(f"{what} not found")
-            env[var.name] = sec.data[skey.key].decode(errors="replace")
+            secret_ref = source_.secret_key_ref
+            sec = secret(namespace, secret_ref.name)
+            found = _key(dict(sec.data) if sec is not None else None, secret_ref, "secret")
+            if found is not None:
+                env[var.name] = found
     return env
