@@ -387,7 +387,7 @@ def _start_controller_manager(address: str, log: Path) -> subprocess.Popen[bytes
             address,
             "--controllers",
             ",".join(WORKLOADS),
-            "--listen",
+            "--health-address",
             "127.0.0.1:0",
             "--metrics-port",
             "0",

@@ -137,7 +137,9 @@ _name = click.argument("name", required=False)
 @rollout.command("status")
 @_resource
 @_name
-@click.option("-w", "--watch/--no-watch", default=True, help="Wait until the rollout finishes.")
+@click.option(
+    "-w", "--watch", type=click.BOOL, default=True, help="Wait until the rollout finishes."
+)
 @click.option("--timeout", type=float, default=0, help="Seconds to wait (0: no limit).")
 @connection_options
 @click.pass_context

@@ -4,7 +4,7 @@ With `--leader-elect` (the default) every replica campaigns for the Lease
 `--leader-elect-resource-namespace/--leader-elect-resource-name`; only the holder runs
 controllers, and a replica that loses the lease stops every controller (and its informers)
 before a successor can take over (see bosun.common.leaderelection). The gRPC health service
-answers SERVING on `--listen` for leader and standby alike: a standby is healthy, just idle.
+answers SERVING on `--health-address` for leader and standby alike: a standby is healthy, just idle.
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         + ",".join(known_controllers()),
     )
     parser.add_argument("--concurrent-syncs", type=int, default=2, help="workers per controller")
-    parser.add_argument("--listen", default="0.0.0.0:10257", help="gRPC health address")
-    parser.add_argument("--metrics-port", type=int, default=10258, help="0 disables /metrics")
+    parser.add_argument(
+        "--health-address", default="0.0.0.0:10257", help="gRPC health service (host:port)"
+    )
+    parser.add_argument("--metrics-port", type=int, default=10252, help="0 disables /metrics")
     parser.add_argument("--metrics-address", default="0.0.0.0")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
@@ -134,7 +136,7 @@ async def serve(args: argparse.Namespace) -> None:
     ca_cert = args.ca_cert_file.read_bytes() if args.ca_cert_file else None
     health_server = create_server()
     health = add_health_and_reflection(health_server, [HEALTH_SERVICE])
-    port = bind(health_server, args.listen)
+    port = bind(health_server, args.health_address)
     await health_server.start()
 
     stop = asyncio.Event()
