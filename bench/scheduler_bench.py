@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,10 +69,17 @@ async def bind_ceiling(api: Client, pods: int, concurrency: int) -> float:
     return rate
 
 
-def start_scheduler(target: str, metrics_port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_scheduler(
+    target: str, metrics_port: int, log: Path, profile: Path | None = None
+) -> subprocess.Popen[bytes]:
     binary = Path(sys.executable).parent / "bosun-scheduler"
+    prefix = []
+    if profile is not None:  # py-spy's collapsed stacks of the scheduler process
+        py_spy = Path(sys.executable).parent / "py-spy"
+        prefix = [str(py_spy), "record", "--format", "raw", "-o", str(profile), "--"]
     return subprocess.Popen(
         [
+            *prefix,
             str(binary),
             "--apiserver",
             target,
@@ -112,7 +120,13 @@ def histogram_quantile(text: str, name: str, quantile: float) -> float:
 
 
 async def scheduled_throughput(
-    api: Client, target: str, pods: int, concurrency: int, tmp: Path, timeout: float
+    api: Client,
+    target: str,
+    pods: int,
+    concurrency: int,
+    tmp: Path,
+    timeout: float,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     names = [f"pod-{i}" for i in range(pods)]
     await _create(api, [_pod(n) for n in names], api.pods, concurrency)
@@ -141,7 +155,7 @@ async def scheduled_throughput(
     watcher = asyncio.create_task(watch())
     metrics_port = free_port()
     started = time.perf_counter()
-    scheduler = start_scheduler(target, metrics_port, tmp / "scheduler.log")
+    scheduler = start_scheduler(target, metrics_port, tmp / "scheduler.log", profile)
     try:
         try:
             await asyncio.wait_for(done.wait(), timeout)
@@ -156,8 +170,8 @@ async def scheduled_throughput(
         )
     finally:
         watcher.cancel()
-        scheduler.terminate()
-        scheduler.wait(15)
+        scheduler.send_signal(signal.SIGINT if profile else signal.SIGTERM)
+        scheduler.wait(30)
     algo_p99 = histogram_quantile(
         metrics, "bosun_scheduler_scheduling_algorithm_duration_seconds", 0.99
     )
@@ -183,7 +197,7 @@ async def run_case(nodes: int, args: argparse.Namespace, tmp: Path) -> dict[str,
             )
             ceiling = await bind_ceiling(api, args.pods, args.concurrency)
             measured = await scheduled_throughput(
-                api, target, args.pods, args.concurrency, tmp, args.timeout
+                api, target, args.pods, args.concurrency, tmp, args.timeout, args.profile
             )
     finally:
         proc.terminate()
@@ -207,6 +221,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=256, help="client calls in flight")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per case")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--profile", type=Path, help="run the scheduler under py-spy; collapsed stacks here"
+    )
     args = parser.parse_args()
 
     cases = []

@@ -109,6 +109,9 @@ class SchedulerCache:
         # allocatable - requested, resource-major (free[CPU] is one contiguous row), so that
         # NodeResourcesFit compares one row per resource instead of gathering node rows.
         self.free: FloatArray = np.zeros((width, 0))
+        # Resource-major copies for scoring, which reads a few resources of sampled nodes.
+        self.allocatable_rows: FloatArray = np.zeros((width, 0))
+        self.nonzero_rows: FloatArray = np.zeros((width, 0))
         self.valid: BoolArray = np.zeros(0, dtype=np.bool_)
         self.unschedulable: BoolArray = np.zeros(0, dtype=np.bool_)
         self.tainted: BoolArray = np.zeros(0, dtype=np.bool_)
@@ -133,9 +136,15 @@ class SchedulerCache:
         self.allocatable = grown(self.allocatable)
         self.requested = grown(self.requested)
         self.nonzero_requested = grown(self.nonzero_requested)
-        free = np.zeros((self.free.shape[0], capacity))
-        free[:, :old] = self.free
-        self.free = free
+
+        def grown_rows(rows: FloatArray) -> FloatArray:
+            fresh = np.zeros((rows.shape[0], capacity))
+            fresh[:, :old] = rows
+            return fresh
+
+        self.free = grown_rows(self.free)
+        self.allocatable_rows = grown_rows(self.allocatable_rows)
+        self.nonzero_rows = grown_rows(self.nonzero_rows)
         self.valid = grown(self.valid)
         self.unschedulable = grown(self.unschedulable)
         self.tainted = grown(self.tainted)
@@ -159,6 +168,8 @@ class SchedulerCache:
 
     def _refresh_free(self, slot: int) -> None:
         self.free[:, slot] = self.allocatable[slot] - self.requested[slot]
+        self.allocatable_rows[:, slot] = self.allocatable[slot]
+        self.nonzero_rows[:, slot] = self.nonzero_requested[slot]
 
     def _release_if_empty(self, info: NodeInfo) -> None:
         if info.node is None and not info.pods:
@@ -303,8 +314,13 @@ class SchedulerCache:
 
     def add_pod(self, pod: core_pb2.Pod) -> None:
         """An assigned pod from the informer; confirms an assumed pod."""
-        info = PodInfo.of(pod)
-        self._assumed.pop(info.key, None)
+        key = f"{pod.metadata.namespace}/{pod.metadata.name}"
+        assumed = self._assumed.pop(key, None)
+        info = (
+            assumed.info.bound_as(pod)
+            if assumed is not None and assumed.info.uid == pod.metadata.uid
+            else PodInfo.of(pod)
+        )
         self._remove(info.key)
         self._add(info, pod.spec.node_name)
 

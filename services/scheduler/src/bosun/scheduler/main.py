@@ -62,6 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-binds-in-flight", type=int, default=256, help="concurrent Bind calls"
     )
     parser.add_argument(
+        "--event-qps",
+        type=float,
+        default=50.0,
+        help="Event writes per second (as kube-scheduler's client QPS; 0: unlimited)",
+    )
+    parser.add_argument("--event-burst", type=int, default=100, help="Event writes in a burst")
+    parser.add_argument(
         "--health-address", default="0.0.0.0:10259", help="gRPC health service address"
     )
     parser.add_argument(
@@ -106,7 +113,13 @@ async def serve(args: argparse.Namespace, config: SchedulerConfig) -> None:
     async with Client(args.apiserver, token=token, ca_cert=ca_cert) as client:
 
         async def schedule() -> None:
-            await Scheduler(client, config, max_binds_in_flight=args.max_binds_in_flight).run()
+            await Scheduler(
+                client,
+                config,
+                max_binds_in_flight=args.max_binds_in_flight,
+                event_qps=args.event_qps,
+                event_burst=args.event_burst,
+            ).run()
 
         if args.leader_elect:
             identity = args.identity or f"{socket.gethostname()}_{uuid.uuid4()}"

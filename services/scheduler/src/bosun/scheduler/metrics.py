@@ -13,6 +13,7 @@ process (tests, a standby replica) share the series instead of failing to regist
 from __future__ import annotations
 
 from typing import ClassVar
+from weakref import WeakKeyDictionary
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -39,7 +40,9 @@ _ALGORITHM_BUCKETS = (
 
 
 class SchedulerMetrics:
-    _by_registry: ClassVar[dict[int, SchedulerMetrics]] = {}
+    _by_registry: ClassVar[WeakKeyDictionary[CollectorRegistry, SchedulerMetrics]] = (
+        WeakKeyDictionary()
+    )
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.attempts = Counter(
@@ -79,9 +82,9 @@ class SchedulerMetrics:
 
     @classmethod
     def for_registry(cls, registry: CollectorRegistry = REGISTRY) -> SchedulerMetrics:
-        metrics = cls._by_registry.get(id(registry))
+        metrics = cls._by_registry.get(registry)
         if metrics is None:
-            metrics = cls._by_registry[id(registry)] = cls(registry)
+            metrics = cls._by_registry[registry] = cls(registry)
         return metrics
 
     def set_pending(self, lengths: dict[str, int]) -> None:

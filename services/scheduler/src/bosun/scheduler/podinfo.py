@@ -9,6 +9,7 @@ PodInfo is immutable by convention: code that needs a changed pod builds a new o
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -128,6 +129,13 @@ class PodInfo:
                 for t in anti.preferred_during_scheduling_ignored_during_execution
             ),
         )
+
+    def bound_as(self, pod: core_pb2.Pod) -> PodInfo:
+        """This pod as the informer reports it once bound: what was derived from its spec is
+        kept (binding changes only nodeName and status), unless the labels changed too."""
+        if dict(pod.metadata.labels) != self.labels:
+            return PodInfo.of(pod)
+        return dataclasses.replace(self, pod=pod)
 
     @property
     def has_affinity_terms(self) -> bool:

@@ -14,6 +14,7 @@ so that many request-less pods do not all pile onto one node that looks empty.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -42,8 +43,11 @@ DEFAULT_MILLI_CPU_REQUEST = 100.0
 DEFAULT_MEMORY_REQUEST = 200.0 * 1024 * 1024
 
 
+@functools.lru_cache(maxsize=4096)
 def _amount(name: str, text: str) -> float:
-    """A quantity in the column's unit; malformed text counts as 0 (the apiserver validates)."""
+    """A quantity in the column's unit; malformed text counts as 0 (the apiserver validates).
+    Memoized: a cluster's pods repeat a handful of quantity strings, and parsing them exactly
+    (fractions) is the costliest part of reading a pod."""
     try:
         return float(milli_value(text) if name == "cpu" else value(text))
     except QuantityError:

@@ -42,10 +42,11 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from bosun.api.v1 import core_pb2
 from bosun.common.client import Client
 from bosun.common.errors import ApiError, ConflictError, NotFoundError, PreconditionError
-from bosun.common.events import NORMAL, WARNING, EventRecorder
+from bosun.common.events import NORMAL, WARNING, EventRecorder, EventSink
 from bosun.common.informer import Informer
 from bosun.scheduler.cache import SchedulerCache
 from bosun.scheduler.config import SchedulerConfig
+from bosun.scheduler.eventsink import RateLimitedEventSink
 from bosun.scheduler.framework import CycleState, PostFilterResult
 from bosun.scheduler.metrics import SchedulerMetrics
 from bosun.scheduler.podinfo import PodInfo, pod_key
@@ -87,7 +88,10 @@ class Scheduler:
         assumed_ttl: float = 30.0,
         max_unschedulable_seconds: float = 60.0,
         events: bool = True,
+        event_qps: float = 50.0,
+        event_burst: int = 100,
     ) -> None:
+        """`event_qps`/`event_burst` bound the Event writes (see eventsink.py); qps 0: none."""
         self.client = client
         self.config = config or SchedulerConfig()
         self.framework = framework or build_framework(self.config, Handle(pods=client.pods))
@@ -98,8 +102,11 @@ class Scheduler:
             max_unschedulable=max_unschedulable_seconds,
         )
         self.metrics = SchedulerMetrics.for_registry(registry)
+        sink: EventSink = client.events
+        if event_qps > 0:
+            sink = RateLimitedEventSink(sink, qps=event_qps, burst=event_burst)
         self.recorder = (
-            EventRecorder(client.events, component=self.config.scheduler_name) if events else None
+            EventRecorder(sink, component=self.config.scheduler_name) if events else None
         )
         name = self.config.scheduler_name
         self.nodes: Informer[core_pb2.Node] = Informer(client.nodes)

@@ -85,6 +85,8 @@ class NodeResourcesFit:
                     f"(expected one of {', '.join(NAMES)})"
                 )
             self.weights[NAMES.index(name)] = float(resource.get("weight", 1))
+        self._scored = [int(r) for r in np.flatnonzero(self.weights > 0)]
+        self._weight_sum = float(self.weights.sum()) or 1.0
 
     def filter(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slots: IntArray
@@ -121,21 +123,21 @@ class NodeResourcesFit:
     def score(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slots: IntArray
     ) -> FloatArray:
-        allocatable = cache.allocatable[slots]
-        requested = cache.nonzero_requested[slots] + pod.nonzero_requests
-        used = self.weights > 0
-        capacity = allocatable[:, used]
-        taken = requested[:, used]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if self.strategy == LEAST_ALLOCATED:
-                fraction = np.where(
-                    (capacity > 0) & (taken <= capacity), (capacity - taken) / capacity, 0.0
-                )
-            else:
-                fraction = np.where(capacity > 0, np.minimum(taken, capacity) / capacity, 0.0)
-        weights = self.weights[used]
-        scores: FloatArray = fraction @ weights * MAX_NODE_SCORE / weights.sum()
-        return np.floor(scores)
+        total = np.zeros(slots.size)
+        for resource in self._scored:
+            weight = self.weights[resource]
+            capacity = cache.allocatable_rows[resource][slots]
+            taken = cache.nonzero_rows[resource][slots] + pod.nonzero_requests[resource]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if self.strategy == LEAST_ALLOCATED:
+                    fraction = np.where(
+                        (capacity > 0) & (taken <= capacity), (capacity - taken) / capacity, 0.0
+                    )
+                else:
+                    fraction = np.where(capacity > 0, np.minimum(taken, capacity) / capacity, 0.0)
+            total += weight * fraction
+        scores: FloatArray = np.floor(total * MAX_NODE_SCORE / self._weight_sum)
+        return scores
 
     def normalize(self, scores: FloatArray) -> FloatArray:
         return scores
@@ -147,12 +149,13 @@ class NodeResourcesBalancedAllocation:
     def score(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slots: IntArray
     ) -> FloatArray:
-        columns = [CPU, MEMORY]
-        allocatable = cache.allocatable[slots][:, columns]
-        requested = (cache.nonzero_requested[slots] + pod.nonzero_requests)[:, columns]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fraction = np.where(allocatable > 0, np.minimum(requested / allocatable, 1.0), 1.0)
-        std = np.abs(fraction[:, 0] - fraction[:, 1]) / 2
+        fractions = []
+        for resource in (CPU, MEMORY):
+            capacity = cache.allocatable_rows[resource][slots]
+            taken = cache.nonzero_rows[resource][slots] + pod.nonzero_requests[resource]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fractions.append(np.where(capacity > 0, np.minimum(taken / capacity, 1.0), 1.0))
+        std = np.abs(fractions[0] - fractions[1]) / 2
         scores: FloatArray = np.floor((1.0 - std) * MAX_NODE_SCORE)
         return scores
 
