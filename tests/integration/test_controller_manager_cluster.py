@@ -24,7 +24,12 @@ from bosun.common.testing import config_map, eventually, lease, namespace, node,
 from bosun.controllermanager.context import Options
 from bosun.controllermanager.manager import LeaderElection, run
 from bosun.controllermanager.podutil import is_ready
-from bosun.controllermanager.testing import PodStatusSimulator, running_controllers, until
+from bosun.controllermanager.testing import (
+    PodStatusSimulator,
+    running_controllers,
+    set_image,
+    until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -442,9 +447,7 @@ async def test_a_controller_manager_killed_mid_rollout_is_finished_by_its_succes
                     extremes["min_ready"] = min(extremes["min_ready"], ready)
 
             follower = asyncio.create_task(follow())
-            current = await client.deployments.get("web")
-            current.spec.template.spec.containers[0].image = "web:2"
-            await client.deployments.update(current)
+            await set_image(client, "web", "web:2")
 
             async def midway() -> bool:
                 images = [p.spec.containers[0].image for p in pods_seen.values()]

@@ -19,7 +19,12 @@ from bosun.common.client import Client
 from bosun.common.testing import replica_set
 from bosun.controllermanager.context import Options
 from bosun.controllermanager.podutil import is_ready
-from bosun.controllermanager.testing import PodStatusSimulator, running_controllers, until
+from bosun.controllermanager.testing import (
+    PodStatusSimulator,
+    running_controllers,
+    set_image,
+    until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -194,12 +199,6 @@ class RolloutWatch:
                 await self._task
 
 
-async def _patch_image(client: Client, name: str, image: str) -> None:
-    d = await client.deployments.get(name)
-    d.spec.template.spec.containers[0].image = image
-    await client.deployments.update(d)
-
-
 async def test_rolling_update_never_exceeds_surge_nor_drops_below_replicas(client: Client) -> None:
     async with running(client), PodStatusSimulator(client):
         await client.deployments.create(
@@ -208,7 +207,7 @@ async def test_rolling_update_never_exceeds_surge_nor_drops_below_replicas(clien
         await wait_complete(client, "web", "web:1")
         watch = RolloutWatch(client, "web")
         await watch.start()
-        await _patch_image(client, "web", "web:2")
+        await set_image(client, "web", "web:2")
         await wait_complete(client, "web", "web:2", timeout=60)
         await watch.stop()
     assert watch.events > 20  # the rollout was seen, not just its end
@@ -229,7 +228,7 @@ async def test_rollback_restores_the_previous_template_and_reuses_its_replica_se
         await client.deployments.create(deployment("web", replicas=3, image="web:1"))
         await wait_complete(client, "web", "web:1")
         first = {rs.metadata.uid for rs in (await client.replica_sets.list()).items}
-        await _patch_image(client, "web", "web:2")
+        await set_image(client, "web", "web:2")
         await wait_complete(client, "web", "web:2")
 
         current = await client.deployments.get("web")
@@ -255,7 +254,7 @@ async def test_recreate_removes_every_old_pod_before_starting_new_ones(client: C
         await wait_complete(client, "job", "web:1")
         watch = RolloutWatch(client, "job")
         await watch.start()
-        await _patch_image(client, "job", "web:2")
+        await set_image(client, "job", "web:2")
         await wait_complete(client, "job", "web:2")
         await watch.stop()
     assert watch.max_images == 1
@@ -276,7 +275,7 @@ async def test_scaling_mid_rollout_spreads_replicas_proportionally(client: Clien
             )
 
         await until(lambda: sizes_are({"web:1": 10}))
-        await _patch_image(client, "web", "web:2")
+        await set_image(client, "web", "web:2")
         # Stalled at 10 + maxSurge: old 8 (2 unavailable allowed), new 5.
         await until(lambda: sizes_are({"web:1": 8, "web:2": 5}))
         await client.deployments.patch("web", {"spec": {"replicas": 20}})
@@ -284,3 +283,105 @@ async def test_scaling_mid_rollout_spreads_replicas_proportionally(client: Clien
         await until(lambda: sizes_are({"web:1": 14, "web:2": 9}))
         d = await client.deployments.get("web")
     assert d.spec.replicas == 20
+
+
+def _condition(d: apps_pb2.Deployment, kind: str) -> apps_pb2.DeploymentCondition | None:
+    return next((c for c in d.status.conditions if c.type == kind), None)
+
+
+async def test_a_rollout_that_stops_progressing_reports_its_deadline_exceeded(
+    client: Client,
+) -> None:
+    async with running(client):  # no pod ever becomes ready
+        stuck = deployment("web", replicas=2)
+        stuck.spec.progress_deadline_seconds = 1
+        await client.deployments.create(stuck)
+
+        async def timed_out() -> bool:
+            condition = _condition(await client.deployments.get("web"), "Progressing")
+            return condition is not None and condition.reason == "ProgressDeadlineExceeded"
+
+        await until(timed_out, timeout=10)
+    d = await client.deployments.get("web")
+    progressing = _condition(d, "Progressing")
+    available = _condition(d, "Available")
+    assert progressing is not None
+    assert progressing.status == "False"
+    assert available is not None
+    assert (available.status, available.reason) == ("False", "MinimumReplicasUnavailable")
+
+
+async def test_a_paused_deployment_does_not_roll_out_until_resumed(client: Client) -> None:
+    async with running(client), PodStatusSimulator(client):
+        await client.deployments.create(deployment("web", replicas=2, image="web:1"))
+        await wait_complete(client, "web", "web:1")
+        await client.deployments.patch("web", {"spec": {"paused": True}})
+
+        async def marked_paused() -> bool:
+            condition = _condition(await client.deployments.get("web"), "Progressing")
+            return condition is not None and condition.reason == "DeploymentPaused"
+
+        await until(marked_paused)
+        await set_image(client, "web", "web:2")
+        await client.deployments.patch("web", {"spec": {"replicas": 3}})  # scaling still works
+        await _until(client, "web", 3)
+        paused = await client.deployments.get("web")
+        assert paused.status.observed_generation == paused.metadata.generation
+        assert len((await client.replica_sets.list()).items) == 1  # no rollout started
+        await client.deployments.patch("web", {"spec": {"paused": False}})
+        await wait_complete(client, "web", "web:2")
+
+
+async def test_old_replica_sets_beyond_the_history_limit_are_deleted(client: Client) -> None:
+    async with running(client), PodStatusSimulator(client):
+        limited = deployment("web", replicas=1, image="web:1")
+        limited.spec.revision_history_limit = 1
+        await client.deployments.create(limited)
+        for image in ("web:1", "web:2", "web:3", "web:4"):
+            if image != "web:1":
+                await set_image(client, "web", image)
+            await wait_complete(client, "web", image)
+
+        async def trimmed() -> bool:
+            return len((await client.replica_sets.list()).items) == 2
+
+        await until(trimmed)
+    revisions = sorted(
+        rs.metadata.annotations["deployment.kubernetes.io/revision"]
+        for rs in (await client.replica_sets.list()).items
+    )
+    assert revisions == ["3", "4"]
+
+
+async def test_pods_count_as_available_only_after_min_ready_seconds(client: Client) -> None:
+    async with running(client, ("replicaset",)), PodStatusSimulator(client):
+        slow = replica_set("web", replicas=2)
+        slow.spec.min_ready_seconds = 1
+        await client.replica_sets.create(slow)
+
+        async def ready_not_available() -> bool:
+            rs = await client.replica_sets.get("web")
+            return rs.status.ready_replicas == 2 and rs.status.available_replicas == 0
+
+        await until(ready_not_available)
+
+        async def available() -> bool:
+            return (await client.replica_sets.get("web")).status.available_replicas == 2
+
+        await until(available, timeout=5)
+
+
+async def test_controllers_record_events_users_need(client: Client) -> None:
+    async with running(client), PodStatusSimulator(client):
+        await client.deployments.create(deployment("web", replicas=2))
+        await wait_complete(client, "web", "web:1")
+
+        async def recorded() -> bool:
+            reasons = {
+                (e.involved_object.kind, e.reason) for e in (await client.events.list()).items
+            }
+            return {("Deployment", "ScalingReplicaSet"), ("ReplicaSet", "SuccessfulCreate")} <= (
+                reasons
+            )
+
+        await until(recorded)

@@ -128,3 +128,16 @@ async def until(
     async with asyncio.timeout(timeout):
         while not await check():  # noqa: ASYNC110 - polling another component's state
             await asyncio.sleep(interval)
+
+
+async def set_image(client: Client, name: str, image: str, *, namespace: str = "default") -> None:
+    """Set a Deployment's first container image (read-modify-write, again on a conflict)."""
+    for _attempt in range(10):
+        deployment = await client.deployments.get(name, namespace=namespace)
+        deployment.spec.template.spec.containers[0].image = image
+        try:
+            await client.deployments.update(deployment)
+        except ConflictError:
+            continue  # a controller wrote meanwhile
+        return
+    raise ConflictError(f"deployment {name} kept changing")

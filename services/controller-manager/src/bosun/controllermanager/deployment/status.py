@@ -1,10 +1,10 @@
 """Deployment status and its conditions, computed from the Deployment's ReplicaSets.
 
 * `Available`: True while at least `replicas - maxUnavailable` pods are available.
-* `Progressing`: True `NewReplicaSetCreated` / `FoundNewReplicaSet` / `ReplicaSetUpdated` while
-  the rollout moves (its lastUpdateTime advances whenever it does), True
-  `NewReplicaSetAvailable` once complete, False `ProgressDeadlineExceeded` when it has not moved
-  for `progressDeadlineSeconds`; Unknown `DeploymentPaused` / `DeploymentResumed` around a pause.
+* `Progressing`: True `ReplicaSetUpdated` while the rollout moves (its lastUpdateTime advances
+  whenever it does), True `NewReplicaSetAvailable` once complete, False
+  `ProgressDeadlineExceeded` when it has not moved for `progressDeadlineSeconds`; Unknown
+  `DeploymentPaused` / `DeploymentResumed` around a pause.
 A condition whose status and reason are unchanged is left alone, so a sync that finds nothing
 new writes nothing.
 """
@@ -25,8 +25,6 @@ AVAILABLE = "Available"
 PROGRESSING = "Progressing"
 NEW_RS_AVAILABLE = "NewReplicaSetAvailable"
 RS_UPDATED = "ReplicaSetUpdated"
-NEW_RS_CREATED = "NewReplicaSetCreated"
-FOUND_NEW_RS = "FoundNewReplicaSet"
 TIMED_OUT = "ProgressDeadlineExceeded"
 PAUSED = "DeploymentPaused"
 RESUMED = "DeploymentResumed"
