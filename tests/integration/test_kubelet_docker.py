@@ -704,6 +704,36 @@ async def test_host_network_pod_gets_the_node_ip(
     assert pod.status.pod_ip == pod.status.host_ip == "127.0.0.1"
 
 
+async def test_a_dead_sandbox_is_recreated_with_the_pods_containers(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    pod = make_pod("phoenix", kubelet.config.node_name, sh("app", "exec sleep 3600"))
+    pod.spec.termination_grace_period_seconds = 1
+    await client.pods.create(pod)
+    pod = await wait_for(client, "phoenix", running, what="Running")
+    before = status_of(pod, "app").container_id
+    [sandbox] = [
+        r for r in await kubelet.runtime.list_containers() if r.labels[L.KIND] == "sandbox"
+    ]
+    await asyncio.to_thread(kubelet.runtime.api.kill, sandbox.id)
+    pod = await wait_for(
+        client,
+        "phoenix",
+        lambda p: (
+            running(p)
+            and status_of(p, "app").container_id != before
+            and status_of(p, "app").state.HasField("running")
+        ),
+        what="a new sandbox and container",
+    )
+    assert status_of(pod, "app").restart_count == 1
+    sandboxes = [
+        r for r in await kubelet.runtime.list_containers() if r.labels[L.KIND] == "sandbox"
+    ]
+    assert sorted(r.state for r in sandboxes) == ["exited", "running"]
+
+
 # ------------------------------------------------------------------ the kubelet's gRPC service
 
 

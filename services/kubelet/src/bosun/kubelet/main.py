@@ -111,7 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sim.add_argument("--simulated-capacity-pods", type=int, default=110)
 
     parser.add_argument(
-        "--address", default="0.0.0.0", help="address of the kubelet's gRPC service (logs, exec)"
+        "--address",
+        default="",
+        help="address of the kubelet's gRPC service (logs, exec, stats); default: the node IP",
     )
     parser.add_argument(
         "--port", type=int, default=10250, help="port of the kubelet's gRPC service (0 disables)"

@@ -241,11 +241,16 @@ class PodWorker:
             await self._stop_probes(keep=set())
             return False
         if sandbox is None or sandbox.state != "running":
-            sandbox = await self._new_sandbox(pod, records, sandbox)
+            dead = sandbox
+            sandbox = await self._new_sandbox(pod, records, dead)
             if sandbox is None:
                 await self._write_status(pod, records, "")
                 return False
-            records = [*records, sandbox]
+            # A first sandbox changed nothing else; replacing a dead one stopped containers.
+            if dead is None:
+                records = [*records, sandbox]
+            else:
+                records = await self.ctx.runtime.list_containers(pod_uid=self.uid)
         pod_ip = self.ctx.host_ip if pod.spec.host_network else sandbox.ip
         try:
             sources = await self.ctx.volumes.prepare(pod)
@@ -495,6 +500,9 @@ class PodWorker:
         image = container.image
         policy = pull_policy(container)
         if policy != "Always" and await runtime.image_present(image):
+            # Called only before a container starts: once per start, as Kubernetes reports it.
+            message = f'Container image "{image}" already present on machine'
+            self.ctx.recorder.record(pod, "Normal", "Pulled", message)
             return True
         if policy == "Never":
             message = f'Container image "{image}" is not present with pull policy of Never'
