@@ -10,23 +10,10 @@ from typing import TYPE_CHECKING
 
 from bosun.api.v1 import apps_pb2
 from bosun.common.client import Client
-from bosun.common.testing import node, pod
+from bosun.common.testing import deployment, node, pod
 
 if TYPE_CHECKING:
     from conftest import Bosunctl
-
-
-def deployment(
-    name: str = "web", *, image: str = "web:1", replicas: int = 2
-) -> apps_pb2.Deployment:
-    obj = apps_pb2.Deployment(api_version="apps/v1", kind="Deployment")
-    obj.metadata.name = name
-    obj.metadata.namespace = "default"
-    obj.spec.replicas = replicas
-    obj.spec.selector.match_labels["app"] = name
-    obj.spec.template.metadata.labels["app"] = name
-    obj.spec.template.spec.containers.add(name="web", image=image)
-    return obj
 
 
 async def owned_set(
@@ -58,7 +45,7 @@ async def owned_set(
 async def test_scale_sets_replicas_and_honours_current_replicas(
     bosunctl: Bosunctl, client: Client
 ) -> None:
-    await client.deployments.create(deployment(replicas=2))
+    await client.deployments.create(deployment("web", replicas=2, image="web:1"))
 
     scaled = await bosunctl("scale", "deployment", "web", "--replicas", "5")
     refused = await bosunctl("scale", "deploy/web", "--replicas", "1", "--current-replicas", "2")
@@ -79,11 +66,11 @@ async def test_scale_refuses_kinds_without_replicas(bosunctl: Bosunctl, client: 
 async def test_set_image_changes_the_named_container_only(
     bosunctl: Bosunctl, client: Client
 ) -> None:
-    created = deployment()
+    created = deployment("web", replicas=2, image="web:1")
     created.spec.template.spec.containers.add(name="sidecar", image="proxy:1")
     await client.deployments.create(created)
 
-    result = await bosunctl("set", "image", "deployment/web", "web=web:2")
+    result = await bosunctl("set", "image", "deployment/web", "app=web:2")
     unknown = await bosunctl("set", "image", "deployment/web", "nope=x:1")
 
     assert result.stdout == "deployment.apps/web image updated\n"
@@ -96,7 +83,7 @@ async def test_set_image_changes_the_named_container_only(
 async def test_rollout_undo_restores_the_previous_revisions_template(
     bosunctl: Bosunctl, client: Client
 ) -> None:
-    current = await client.deployments.create(deployment(image="web:3"))
+    current = await client.deployments.create(deployment("web", replicas=2, image="web:3"))
     await owned_set(client, current, image="web:1", revision=1, pod_hash="aaa")
     await owned_set(client, current, image="web:2", revision=2, pod_hash="bbb")
     await owned_set(client, current, image="web:3", revision=3, pod_hash="ccc")
@@ -121,7 +108,7 @@ async def test_rollout_undo_restores_the_previous_revisions_template(
 async def test_rollout_history_lists_revisions_with_change_causes(
     bosunctl: Bosunctl, client: Client
 ) -> None:
-    current = await client.deployments.create(deployment())
+    current = await client.deployments.create(deployment("web", replicas=2, image="web:1"))
     await owned_set(client, current, image="web:2", revision=2, pod_hash="bbb")
     await owned_set(client, current, image="web:1", revision=1, pod_hash="aaa")
 
@@ -138,7 +125,7 @@ async def test_rollout_history_lists_revisions_with_change_causes(
 async def test_rollout_pause_resume_and_restart_edit_the_deployment(
     bosunctl: Bosunctl, client: Client
 ) -> None:
-    await client.deployments.create(deployment())
+    await client.deployments.create(deployment("web", replicas=2, image="web:1"))
 
     paused = await bosunctl("rollout", "pause", "deployment/web")
     again = await bosunctl("rollout", "pause", "deployment/web")
@@ -159,7 +146,7 @@ async def test_rollout_pause_resume_and_restart_edit_the_deployment(
 async def test_rollout_status_reports_progress_and_completion(
     bosunctl: Bosunctl, client: Client
 ) -> None:
-    current = await client.deployments.create(deployment(replicas=2))
+    current = await client.deployments.create(deployment("web", replicas=2, image="web:1"))
     current.status.observed_generation = current.metadata.generation
     current.status.replicas = 3
     current.status.updated_replicas = 2

@@ -20,7 +20,15 @@ from bosun.api.v1 import apps_pb2, core_pb2
 from bosun.apiserver.server import ApiServer
 from bosun.common.client import Client
 from bosun.common.errors import NotFoundError
-from bosun.common.testing import config_map, eventually, lease, namespace, node, replica_set
+from bosun.common.testing import (
+    config_map,
+    deployment,
+    eventually,
+    lease,
+    namespace,
+    node,
+    replica_set,
+)
 from bosun.controllermanager.context import Options
 from bosun.controllermanager.manager import LeaderElection, run
 from bosun.controllermanager.podutil import is_ready
@@ -40,19 +48,15 @@ def running(client: Client, controllers: Sequence[str] = WORKLOADS, **options: A
     return running_controllers(client, controllers, Options(**options))
 
 
-def deployment(
-    name: str, *, replicas: int = 3, image: str = "web:1", namespace: str = "default"
-) -> apps_pb2.Deployment:
-    obj = apps_pb2.Deployment(api_version="apps/v1", kind="Deployment")
-    obj.metadata.name = name
-    obj.metadata.namespace = namespace
-    obj.spec.replicas = replicas
-    obj.spec.selector.match_labels["app"] = name
-    obj.spec.template.metadata.labels["app"] = name
-    obj.spec.template.spec.containers.add(name="web", image=image)
-    obj.spec.strategy.rolling_update.max_surge = "2"
-    obj.spec.strategy.rolling_update.max_unavailable = "0"
-    return obj
+def web(*, replicas: int = 3, namespace: str = "default") -> apps_pb2.Deployment:
+    return deployment(
+        "web",
+        replicas=replicas,
+        image="web:1",
+        namespace=namespace,
+        max_surge="2",
+        max_unavailable="0",
+    )
 
 
 async def count(client: Client, *, namespace: str = "default") -> tuple[int, int]:
@@ -83,7 +87,7 @@ async def deployed(client: Client, name: str, replicas: int) -> None:
 
 async def test_background_delete_removes_replica_sets_and_pods(client: Client) -> None:
     async with running(client), PodStatusSimulator(client):
-        await client.deployments.create(deployment("web"))
+        await client.deployments.create(web())
         await deployed(client, "web", 3)
         result = await client.deployments.delete("web")
         assert result.removed  # background: the owner goes at once, dependents after
@@ -96,7 +100,7 @@ async def test_background_delete_removes_replica_sets_and_pods(client: Client) -
 
 async def test_foreground_delete_keeps_the_owner_until_dependents_are_gone(client: Client) -> None:
     async with running(client), PodStatusSimulator(client):
-        await client.deployments.create(deployment("web"))
+        await client.deployments.create(web())
         await deployed(client, "web", 3)
         listed = await client.deployments.list()
         observed: list[tuple[int, int]] = []
@@ -117,7 +121,7 @@ async def test_foreground_delete_keeps_the_owner_until_dependents_are_gone(clien
 
 async def test_orphan_delete_keeps_replica_sets_and_pods(client: Client) -> None:
     async with running(client), PodStatusSimulator(client):
-        await client.deployments.create(deployment("web"))
+        await client.deployments.create(web())
         await deployed(client, "web", 3)
         await client.deployments.delete("web", propagation_policy="Orphan")
         await until(lambda: gone(client.deployments, "web"))
@@ -163,7 +167,7 @@ async def test_namespace_delete_empties_and_removes_the_namespace(client: Client
     controllers = (*WORKLOADS, "namespace", "serviceaccount")
     async with running(client, controllers, namespace_resync=0.1), PodStatusSimulator(client):
         await client.namespaces.create(namespace("team"))
-        await client.deployments.create(deployment("web", namespace="team"))
+        await client.deployments.create(web(namespace="team"))
         await client.config_maps.create(config_map("settings", namespace="team"))
 
         async def up() -> bool:
@@ -427,7 +431,7 @@ async def test_a_controller_manager_killed_mid_rollout_is_finished_by_its_succes
     log = tmp_path / "controller-manager.log"
     async with PodStatusSimulator(client):
         async with controller_manager_process(address, log):
-            await client.deployments.create(deployment("web", replicas=10))
+            await client.deployments.create(web(replicas=10))
             await deployed(client, "web", 10)
             pods_seen: dict[str, core_pb2.Pod] = {}
             extremes = {"max_pods": 0, "min_ready": 10}

@@ -16,7 +16,7 @@ import pytest
 from bosun.api.v1 import apps_pb2, core_pb2
 from bosun.cli.commands.rollout import rollback_template
 from bosun.common.client import Client
-from bosun.common.testing import replica_set
+from bosun.common.testing import deployment, replica_set
 from bosun.controllermanager.context import Options
 from bosun.controllermanager.podutil import is_ready
 from bosun.controllermanager.testing import (
@@ -33,29 +33,6 @@ WORKLOADS = ("replicaset", "deployment", "garbagecollector")
 
 def running(client: Client, controllers: Sequence[str] = WORKLOADS, **options: Any) -> Any:
     return running_controllers(client, controllers, Options(**options))
-
-
-def deployment(
-    name: str,
-    *,
-    replicas: int = 3,
-    image: str = "web:1",
-    max_surge: str = "25%",
-    max_unavailable: str = "25%",
-    strategy: str = "RollingUpdate",
-) -> apps_pb2.Deployment:
-    obj = apps_pb2.Deployment(api_version="apps/v1", kind="Deployment")
-    obj.metadata.name = name
-    obj.metadata.namespace = "default"
-    obj.spec.replicas = replicas
-    obj.spec.selector.match_labels["app"] = name
-    obj.spec.template.metadata.labels["app"] = name
-    obj.spec.template.spec.containers.add(name="web", image=image)
-    obj.spec.strategy.type = strategy
-    if strategy == "RollingUpdate":
-        obj.spec.strategy.rolling_update.max_surge = max_surge
-        obj.spec.strategy.rolling_update.max_unavailable = max_unavailable
-    return obj
 
 
 async def pods_of(client: Client, app: str) -> list[core_pb2.Pod]:
@@ -250,7 +227,9 @@ async def test_rollback_restores_the_previous_template_and_reuses_its_replica_se
 
 async def test_recreate_removes_every_old_pod_before_starting_new_ones(client: Client) -> None:
     async with running(client), PodStatusSimulator(client):
-        await client.deployments.create(deployment("job", replicas=3, strategy="Recreate"))
+        await client.deployments.create(
+            deployment("job", replicas=3, image="web:1", strategy="Recreate")
+        )
         await wait_complete(client, "job", "web:1")
         watch = RolloutWatch(client, "job")
         await watch.start()
@@ -373,7 +352,7 @@ async def test_pods_count_as_available_only_after_min_ready_seconds(client: Clie
 
 async def test_controllers_record_events_users_need(client: Client) -> None:
     async with running(client), PodStatusSimulator(client):
-        await client.deployments.create(deployment("web", replicas=2))
+        await client.deployments.create(deployment("web", replicas=2, image="web:1"))
         await wait_complete(client, "web", "web:1")
 
         async def recorded() -> bool:

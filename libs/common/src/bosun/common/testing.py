@@ -78,6 +78,31 @@ def replica_set(
     return obj
 
 
+def deployment(
+    name: str,
+    *,
+    replicas: int = 1,
+    image: str = "busybox:1.36",
+    namespace: str = "default",
+    strategy: str = "RollingUpdate",
+    max_surge: str = "25%",
+    max_unavailable: str = "25%",
+) -> apps_pb2.Deployment:
+    """A Deployment selecting `app=<name>`, one container named `app`."""
+    obj = apps_pb2.Deployment(api_version="apps/v1", kind="Deployment")
+    obj.metadata.name = name
+    obj.metadata.namespace = namespace
+    obj.spec.replicas = replicas
+    obj.spec.selector.match_labels["app"] = name
+    obj.spec.template.metadata.labels["app"] = name
+    obj.spec.template.spec.containers.add(name="app", image=image)
+    obj.spec.strategy.type = strategy
+    if strategy == "RollingUpdate":
+        obj.spec.strategy.rolling_update.max_surge = max_surge
+        obj.spec.strategy.rolling_update.max_unavailable = max_unavailable
+    return obj
+
+
 async def eventually(
     condition: Callable[[], bool | Awaitable[bool]],
     *,

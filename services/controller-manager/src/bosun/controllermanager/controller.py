@@ -33,6 +33,7 @@ from prometheus_client import Counter, Histogram
 
 from bosun.common.informer import Informer
 from bosun.common.workqueue import WorkQueue, default_rate_limiter, run_workers
+from bosun.controllermanager.context import ControllerContext
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,24 @@ _SYNC_ERRORS = Counter(
 
 
 class Controller(abc.ABC):
-    """A named reconcile loop: subclasses register handlers in `__init__` and implement `sync`."""
+    """A named reconcile loop: subclasses register handlers in `__init__` and implement `sync`.
+
+    `workers` overrides `options.workers` for controllers whose keys must not be synced
+    concurrently (one periodic key) or that want more parallelism.
+    """
 
     name: str = ""
 
-    def __init__(self, *, workers: int = 2, max_retry_delay: float = 60.0) -> None:
+    def __init__(self, context: ControllerContext, *, workers: int | None = None) -> None:
         if not self.name:
             raise TypeError(f"{type(self).__name__} must set a name")
-        self.workers = workers
+        self.client = context.client
+        self.recorder = context.recorder
+        self.options = context.options
+        self.workers = workers if workers is not None else context.options.workers
         self.queue: WorkQueue[str] = WorkQueue(
-            self.name, rate_limiter=default_rate_limiter(max_delay=max_retry_delay)
+            self.name,
+            rate_limiter=default_rate_limiter(max_delay=context.options.max_retry_delay),
         )
         self._sync_seconds = _SYNC_SECONDS.labels(self.name)
         self._sync_errors = _SYNC_ERRORS.labels(self.name)

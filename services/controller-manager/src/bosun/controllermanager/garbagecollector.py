@@ -58,11 +58,7 @@ class GarbageCollector(Controller):
     name = "garbagecollector"
 
     def __init__(self, context: ControllerContext, *, kind_names: Sequence[str] = ()) -> None:
-        super().__init__(
-            workers=max(context.options.workers, 4),
-            max_retry_delay=context.options.max_retry_delay,
-        )
-        self.client = context.client
+        super().__init__(context, workers=max(context.options.workers, 4))
         names = kind_names or [kind for kind in kinds.KINDS if kind not in IGNORED_KINDS]
         self._informers: dict[str, Informer[Any]] = {}
         for kind in names:

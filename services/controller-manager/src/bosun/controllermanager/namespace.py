@@ -35,11 +35,7 @@ class NamespaceController(Controller):
     name = "namespace"
 
     def __init__(self, context: ControllerContext) -> None:
-        super().__init__(
-            workers=context.options.workers, max_retry_delay=context.options.max_retry_delay
-        )
-        self.client = context.client
-        self.recorder = context.recorder
+        super().__init__(context)
         self.resync = context.options.namespace_resync
         self.namespaces: Informer[Namespace] = context.informers.informer("Namespace")
         self.namespaces.add_handler(

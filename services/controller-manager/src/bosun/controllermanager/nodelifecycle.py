@@ -122,10 +122,7 @@ class NodeLifecycleController(Controller):
     name = "nodelifecycle"
 
     def __init__(self, context: ControllerContext) -> None:
-        super().__init__(workers=1, max_retry_delay=context.options.max_retry_delay)
-        self.client = context.client
-        self.recorder = context.recorder
-        self.options = context.options
+        super().__init__(context, workers=1)  # one periodic pass at a time
         self.nodes: Informer[Node] = context.informers.informer("Node")
         self.leases: Informer[coordination_pb2.Lease] = context.informers.informer("Lease")
         self.pods: Informer[Pod] = context.informers.informer("Pod")

@@ -26,6 +26,7 @@ from typing import Any
 from bosun.api.v1 import meta_pb2
 from bosun.common.client import ResourceClient
 from bosun.common.errors import NotFoundError
+from bosun.common.informer import Store, object_key
 from bosun.common.selectors import LabelSelector
 
 
@@ -34,6 +35,31 @@ def controller_ref(obj: Any) -> meta_pb2.OwnerReference | None:
         if ref.HasField("controller") and ref.controller:
             return ref  # type: ignore[no-any-return]
     return None
+
+
+def owner_key(obj: Any, kind: str, owners: Store[Any]) -> str | None:
+    """The cache key of `obj`'s controller when it is a cached `kind` with the referenced uid.
+
+    A reference to an owner the cache does not have (yet), or to an earlier object of the same
+    name, gives None: there is nothing of ours to wake.
+    """
+    ref = controller_ref(obj)
+    if ref is None or ref.kind != kind:
+        return None
+    owner = owners.get_by_name(ref.name, obj.metadata.namespace)
+    if owner is None or owner.metadata.uid != ref.uid:
+        return None
+    return object_key(owner)
+
+
+def selecting_owners(obj: Any, owners: Store[Any]) -> list[str]:
+    """Keys of the cached owners in `obj`'s namespace whose (non-empty) selector matches it."""
+    keys: list[str] = []
+    for owner in owners.list(obj.metadata.namespace):
+        selector = LabelSelector.from_proto(owner.spec.selector)
+        if not selector.is_empty and selector.matches(obj.metadata.labels):
+            keys.append(object_key(owner))
+    return keys
 
 
 def new_controller_ref(owner: Any) -> meta_pb2.OwnerReference:

@@ -34,8 +34,7 @@ class PodGarbageCollector(Controller):
     name = "podgc"
 
     def __init__(self, context: ControllerContext) -> None:
-        super().__init__(workers=1, max_retry_delay=context.options.max_retry_delay)
-        self.client = context.client
+        super().__init__(context, workers=1)  # one periodic pass at a time
         self.period = context.options.pod_gc_period
         self.threshold = context.options.terminated_pod_gc_threshold
         self.pods: Informer[Pod] = context.informers.informer("Pod")

@@ -36,7 +36,13 @@ from bosun.controllermanager import podutil
 from bosun.controllermanager.context import ControllerContext
 from bosun.controllermanager.controller import Controller, split_key
 from bosun.controllermanager.expectations import Expectations
-from bosun.controllermanager.ownership import claim, controller_ref, new_controller_ref
+from bosun.controllermanager.ownership import (
+    claim,
+    controller_ref,
+    new_controller_ref,
+    owner_key,
+    selecting_owners,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +80,7 @@ class ReplicaSetController(Controller):
     name = "replicaset"
 
     def __init__(self, context: ControllerContext) -> None:
-        super().__init__(
-            workers=context.options.workers, max_retry_delay=context.options.max_retry_delay
-        )
-        self.context = context
-        self.client = context.client
-        self.recorder = context.recorder
+        super().__init__(context)
         self.burst_replicas = context.options.burst_replicas
         self.expectations = Expectations(ttl=context.options.expectations_ttl)
         self.sets: Informer[ReplicaSet] = context.informers.informer("ReplicaSet")
@@ -108,18 +109,11 @@ class ReplicaSetController(Controller):
         self.enqueue(key)
 
     def _owner_key(self, pod: Pod) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.kind != "ReplicaSet":
-            return None
-        rs = self.sets.store.get_by_name(ref.name, pod.metadata.namespace)
-        if rs is None or rs.metadata.uid != ref.uid:
-            return None
-        return object_key(rs)
+        return owner_key(pod, "ReplicaSet", self.sets.store)
 
     def _enqueue_matching(self, pod: Pod) -> None:
-        for rs in self.sets.store.list(pod.metadata.namespace):
-            if LabelSelector.from_proto(rs.spec.selector).matches(pod.metadata.labels):
-                self.enqueue(object_key(rs))
+        for key in selecting_owners(pod, self.sets.store):
+            self.enqueue(key)
 
     def _pod_added(self, pod: Pod) -> None:
         if pod.metadata.HasField("deletion_timestamp"):

@@ -24,10 +24,7 @@ class ServiceAccountController(Controller):
     name = "serviceaccount"
 
     def __init__(self, context: ControllerContext) -> None:
-        super().__init__(
-            workers=context.options.workers, max_retry_delay=context.options.max_retry_delay
-        )
-        self.client = context.client
+        super().__init__(context)
         self.namespaces: Informer[core_pb2.Namespace] = context.informers.informer("Namespace")
         self.accounts: Informer[core_pb2.ServiceAccount] = context.informers.informer(
             "ServiceAccount"

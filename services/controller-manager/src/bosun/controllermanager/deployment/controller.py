@@ -42,7 +42,13 @@ from bosun.controllermanager.context import ControllerContext
 from bosun.controllermanager.controller import Controller, split_key
 from bosun.controllermanager.deployment import rolling, status, util
 from bosun.controllermanager.informers import OWNER_INDEX
-from bosun.controllermanager.ownership import claim, controller_ref, new_controller_ref
+from bosun.controllermanager.ownership import (
+    claim,
+    controller_ref,
+    new_controller_ref,
+    owner_key,
+    selecting_owners,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +65,7 @@ class DeploymentController(Controller):
     name = "deployment"
 
     def __init__(self, context: ControllerContext) -> None:
-        super().__init__(
-            workers=context.options.workers, max_retry_delay=context.options.max_retry_delay
-        )
-        self.client = context.client
-        self.recorder = context.recorder
+        super().__init__(context)
         self.deployments: Informer[Deployment] = context.informers.informer("Deployment")
         self.sets: Informer[ReplicaSet] = context.informers.informer("ReplicaSet")
         self.pods: Informer[Pod] = context.informers.informer("Pod")
@@ -87,19 +89,11 @@ class DeploymentController(Controller):
         self.enqueue(object_key(deployment))
 
     def _owner_key(self, rs: ReplicaSet) -> str | None:
-        ref = controller_ref(rs)
-        if ref is None or ref.kind != "Deployment":
-            return None
-        deployment = self.deployments.store.get_by_name(ref.name, rs.metadata.namespace)
-        if deployment is None or deployment.metadata.uid != ref.uid:
-            return None
-        return object_key(deployment)
+        return owner_key(rs, "Deployment", self.deployments.store)
 
     def _enqueue_matching(self, rs: ReplicaSet) -> None:
-        for deployment in self.deployments.store.list(rs.metadata.namespace):
-            selector = LabelSelector.from_proto(deployment.spec.selector)
-            if not selector.is_empty and selector.matches(rs.metadata.labels):
-                self.enqueue(object_key(deployment))
+        for key in selecting_owners(rs, self.deployments.store):
+            self.enqueue(key)
 
     def _set_added(self, rs: ReplicaSet) -> None:
         key = self._owner_key(rs)
@@ -124,10 +118,8 @@ class DeploymentController(Controller):
 
     def _pod_deleted(self, pod: Pod) -> None:
         # Only Recreate waits for pods (old pods must be gone before new ones start).
-        ref = controller_ref(pod)
-        if ref is None or ref.kind != "ReplicaSet":
-            return
-        rs = self.sets.store.get_by_name(ref.name, pod.metadata.namespace)
+        set_key = owner_key(pod, "ReplicaSet", self.sets.store)
+        rs = self.sets.store.get(set_key) if set_key else None
         if rs is None:
             return
         key = self._owner_key(rs)
