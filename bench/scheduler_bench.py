@@ -6,7 +6,8 @@ Modelled on Kubernetes' scheduler_perf `SchedulingBasic`. For each node count N 
 2. baseline, the ceiling a scheduler could reach: M pods (schedulerName `bench-baseline`, so
    no scheduler touches them) bound with raw Bind RPCs from a precomputed round-robin
    assignment, `--concurrency` at a time, onto separate node names (so that they take no room
-   from the N nodes);
+   from the N nodes). Both phases are timed by the same watch, from the first bind it sees to
+   the last, so both pay for the same measuring watcher;
 3. M pending pods (100m cpu, 500Mi each, as scheduler_perf's default pod), then a
    `bosun-scheduler` process. Throughput is counted from the first bind to the last one seen on
    a watch (`pods_per_s`; `pods_per_s_with_startup` counts from the scheduler's start, so
@@ -58,15 +59,64 @@ async def _create(api: Client, objects: list[Any], resource: Any, concurrency: i
     return rate
 
 
-async def bind_ceiling(api: Client, pods: int, concurrency: int) -> float:
+class BindWatch:
+    """Counts pods of one schedulerName as they are bound, on a watch: both phases are timed
+    the same way (first bind seen to last bind seen) and pay for the same watcher."""
+
+    def __init__(self, api: Client, scheduler_name: str, pods: int) -> None:
+        self.api = api
+        self.scheduler_name = scheduler_name
+        self.pods = pods
+        self.bound: set[str] = set()
+        self.first = self.last = 0.0
+        self.done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        listed = await self.api.pods.list(namespace=NAMESPACE, limit=1)
+        self._task = asyncio.create_task(self._run(listed.resource_version))
+
+    async def _run(self, resource_version: str) -> None:
+        async for event in self.api.pods.watch(
+            namespace=NAMESPACE,
+            field_selector=f"spec.schedulerName={self.scheduler_name}",
+            resource_version=resource_version,
+        ):
+            pod = event.object
+            if pod.spec.node_name and pod.metadata.name not in self.bound:
+                now = time.perf_counter()
+                self.first = self.first or now
+                self.last = now
+                self.bound.add(pod.metadata.name)
+                if len(self.bound) == self.pods:
+                    self.done.set()
+                    return
+
+    @property
+    def rate(self) -> float:
+        span = self.last - self.first
+        return (len(self.bound) - 1) / span if span > 0 else float("nan")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def bind_ceiling(api: Client, pods: int, concurrency: int, timeout: float) -> float:
     names = [f"baseline-{i}" for i in range(pods)]
     await _create(api, [_pod(n, "bench-baseline") for n in names], api.pods, concurrency)
-    rate, _ = await closed_loop(
-        lambda i: api.pods.bind(names[i], f"baseline-node-{i % 500}", namespace=NAMESPACE),
-        total=pods,
-        concurrency=concurrency,
-    )
-    return rate
+    watch = BindWatch(api, "bench-baseline", pods)
+    await watch.start()
+    try:
+        await closed_loop(
+            lambda i: api.pods.bind(names[i], f"baseline-node-{i % 500}", namespace=NAMESPACE),
+            total=pods,
+            concurrency=concurrency,
+        )
+        await asyncio.wait_for(watch.done.wait(), timeout)
+    finally:
+        watch.stop()
+    return watch.rate
 
 
 def start_scheduler(
@@ -130,37 +180,16 @@ async def scheduled_throughput(
 ) -> dict[str, Any]:
     names = [f"pod-{i}" for i in range(pods)]
     await _create(api, [_pod(n) for n in names], api.pods, concurrency)
-    listed = await api.pods.list(namespace=NAMESPACE, limit=1)
-    bound: set[str] = set()
-    first = last = 0.0
-    done = asyncio.Event()
-
-    async def watch() -> None:
-        nonlocal first, last
-        async for event in api.pods.watch(
-            namespace=NAMESPACE,
-            field_selector="spec.schedulerName=default-scheduler",
-            resource_version=listed.resource_version,
-        ):
-            pod = event.object
-            if pod.spec.node_name and pod.metadata.name not in bound:
-                now = time.perf_counter()
-                first = first or now
-                last = now
-                bound.add(pod.metadata.name)
-                if len(bound) == pods:
-                    done.set()
-                    return
-
-    watcher = asyncio.create_task(watch())
+    watch = BindWatch(api, "default-scheduler", pods)
+    await watch.start()
     metrics_port = free_port()
     started = time.perf_counter()
     scheduler = start_scheduler(target, metrics_port, tmp / "scheduler.log", profile)
     try:
         try:
-            await asyncio.wait_for(done.wait(), timeout)
+            await asyncio.wait_for(watch.done.wait(), timeout)
         except TimeoutError:
-            print(f"timeout: {len(bound)}/{pods} bound after {timeout} s", file=sys.stderr)
+            print(f"timeout: {len(watch.bound)}/{pods} bound after {timeout} s", file=sys.stderr)
         metrics = await asyncio.to_thread(
             lambda: (
                 urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
@@ -169,16 +198,18 @@ async def scheduled_throughput(
             )
         )
     finally:
-        watcher.cancel()
+        watch.stop()
         scheduler.send_signal(signal.SIGINT if profile else signal.SIGTERM)
         scheduler.wait(30)
     algo_p99 = histogram_quantile(
         metrics, "bosun_scheduler_scheduling_algorithm_duration_seconds", 0.99
     )
     return {
-        "bound": len(bound),
-        "pods_per_s": (len(bound) - 1) / (last - first) if last > first else float("nan"),
-        "pods_per_s_with_startup": len(bound) / (last - started) if last else float("nan"),
+        "bound": len(watch.bound),
+        "pods_per_s": watch.rate,
+        "pods_per_s_with_startup": (
+            len(watch.bound) / (watch.last - started) if watch.last else float("nan")
+        ),
         "algo_p99_ms": algo_p99 * 1000,
     }
 
@@ -195,7 +226,7 @@ async def run_case(nodes: int, args: argparse.Namespace, tmp: Path) -> dict[str,
             await _create(
                 api, [make_node(f"node-{i}") for i in range(nodes)], api.nodes, args.concurrency
             )
-            ceiling = await bind_ceiling(api, args.pods, args.concurrency)
+            ceiling = await bind_ceiling(api, args.pods, args.concurrency, args.timeout)
             measured = await scheduled_throughput(
                 api, target, args.pods, args.concurrency, tmp, args.timeout, args.profile
             )

@@ -7,10 +7,12 @@ Data flow (client-go shape: informer handlers only update the cache or the queue
 
 * nodes informer → cache nodes; a node added, or changed in spec/labels/allocatable, moves the
   unschedulable pods back to the active queue.
-* assigned pods (`spec.nodeName!=`, not finished) → cache pods; this confirms assumed pods.
-  A deleted pod frees room: unschedulable pods move.
-* pending pods for our `schedulerName` (`spec.nodeName=`) → the queue. Updates that change only
-  the status (our own PodScheduled condition, for instance) do not wake a pod.
+* one pods informer (not finished pods), split by its handlers as kube-scheduler's are:
+  assigned pods (spec.nodeName set) → cache pods, which confirms assumed pods, and a deleted
+  one frees room (unschedulable pods move); pending pods for our `schedulerName` → the queue.
+  A bind is then one watch event (pending → assigned), not a delete on one watch and an add on
+  another. Updates that change only the status (our own PodScheduled condition, for instance)
+  do not wake a pod.
 
 Scheduling cycle (`schedule_one`, synchronous): PreFilter/Filter/Score (runtime.Framework),
 Reserve, then `cache.assume` — all without awaiting, so no other cycle or informer event can
@@ -57,7 +59,6 @@ from bosun.scheduler.runtime import FitError, Framework
 __all__ = ["Scheduler"]
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("bosun.scheduler")
 
 _FINISHED = "status.phase!=Succeeded,status.phase!=Failed"
 
@@ -90,9 +91,11 @@ class Scheduler:
         events: bool = True,
         event_qps: float = 50.0,
         event_burst: int = 100,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         """`event_qps`/`event_burst` bound the Event writes (see eventsink.py); qps 0: none."""
         self.client = client
+        self.tracer = trace.get_tracer("bosun.scheduler", tracer_provider=tracer_provider)
         self.config = config or SchedulerConfig()
         self.framework = framework or build_framework(self.config, Handle(pods=client.pods))
         self.cache = SchedulerCache(assumed_ttl=assumed_ttl)
@@ -101,6 +104,7 @@ class Scheduler:
             max_backoff=self.config.pod_max_backoff_seconds,
             max_unschedulable=max_unschedulable_seconds,
         )
+        self.metrics_registry = registry
         self.metrics = SchedulerMetrics.for_registry(registry)
         sink: EventSink = client.events
         if event_qps > 0:
@@ -108,14 +112,8 @@ class Scheduler:
         self.recorder = (
             EventRecorder(sink, component=self.config.scheduler_name) if events else None
         )
-        name = self.config.scheduler_name
         self.nodes: Informer[core_pb2.Node] = Informer(client.nodes)
-        self.assigned: Informer[core_pb2.Pod] = Informer(
-            client.pods, field_selector=f"spec.nodeName!=,{_FINISHED}"
-        )
-        self.pending: Informer[core_pb2.Pod] = Informer(
-            client.pods, field_selector=f"spec.nodeName=,spec.schedulerName={name},{_FINISHED}"
-        )
+        self.pods: Informer[core_pb2.Pod] = Informer(client.pods, field_selector=_FINISHED)
         self._bind_slots = asyncio.Semaphore(max_binds_in_flight)
         self._binds_in_flight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -127,15 +125,8 @@ class Scheduler:
         self.nodes.add_handler(
             on_add=self._node_added, on_update=self._node_updated, on_delete=self._node_deleted
         )
-        self.assigned.add_handler(
-            on_add=self.cache.add_pod,
-            on_update=lambda old, new: self.cache.update_pod(new),
-            on_delete=self._assigned_deleted,
-        )
-        self.pending.add_handler(
-            on_add=self._pending_added,
-            on_update=self._pending_updated,
-            on_delete=self._pending_deleted,
+        self.pods.add_handler(
+            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
         )
 
     def _node_added(self, node: core_pb2.Node) -> None:
@@ -150,9 +141,29 @@ class Scheduler:
     def _node_deleted(self, node: core_pb2.Node) -> None:
         self.cache.remove_node(node.metadata.name)
 
-    def _assigned_deleted(self, pod: core_pb2.Pod) -> None:
-        self.cache.remove_pod(pod_key(pod))
-        self.queue.move_all()
+    def _ours(self, pod: core_pb2.Pod) -> bool:
+        return pod.spec.scheduler_name == self.config.scheduler_name
+
+    def _pod_added(self, pod: core_pb2.Pod) -> None:
+        if pod.spec.node_name:
+            self.cache.add_pod(pod)
+        elif self._ours(pod):
+            self._pending_added(pod)
+
+    def _pod_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
+        if new.spec.node_name:
+            if not old.spec.node_name:
+                self.queue.delete(pod_key(new))  # bound (by us, or by someone else)
+            self.cache.update_pod(new)
+        elif self._ours(new):
+            self._pending_updated(old, new)
+
+    def _pod_deleted(self, pod: core_pb2.Pod) -> None:
+        if pod.spec.node_name:
+            self.cache.remove_pod(pod_key(pod))
+            self.queue.move_all()
+        elif self._ours(pod):
+            self._pending_deleted(pod)
 
     def _pending_added(self, pod: core_pb2.Pod) -> None:
         if pod.metadata.HasField("deletion_timestamp"):
@@ -187,7 +198,7 @@ class Scheduler:
         """Sync the informers, then schedule until cancelled."""
         if self.recorder is not None:
             self.recorder.start()
-        informers = (self.nodes, self.assigned, self.pending)
+        informers = (self.nodes, self.pods)
         for informer in informers:
             informer.start()
         try:
@@ -195,7 +206,10 @@ class Scheduler:
                 await informer.wait_for_sync()
             log.info(
                 "scheduler caches synced",
-                extra={"nodes": self.cache.node_count(), "pending": len(self.pending.store)},
+                extra={
+                    "nodes": self.cache.node_count(),
+                    "pending": sum(self.queue.lengths().values()),
+                },
             )
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.queue.run_flusher(), name="scheduler-queue-flusher")
@@ -246,7 +260,7 @@ class Scheduler:
             self.queue.done(info.key)
             return False
         state = CycleState()
-        with tracer.start_as_current_span(
+        with self.tracer.start_as_current_span(
             "scheduling_cycle",
             attributes={"pod": info.key, "attempt": queued.attempts},
         ) as span:
@@ -334,8 +348,12 @@ class Scheduler:
             self.recorder.record(
                 info.pod, WARNING, "FailedScheduling", f"Binding rejected: {reason}"
             )
-        current = self.pending.store.get(info.key)
-        if current is not None and not current.metadata.HasField("deletion_timestamp"):
+        current = self.pods.store.get(info.key)
+        if (
+            current is not None
+            and not current.spec.node_name
+            and not current.metadata.HasField("deletion_timestamp")
+        ):
             self.queue.retry_after_error(queued)
 
     async def _mark_unschedulable(self, pod: core_pb2.Pod, message: str) -> None:
