@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bosun.api.v1 import apps_pb2, core_pb2
 from bosun.cli.commands.rollout import rollback_template
@@ -82,6 +83,11 @@ async def test_replicaset_creates_owned_pods_and_reports_status(client: Client) 
         for pod in pods:
             (ref,) = pod.metadata.owner_references
             assert (ref.kind, ref.uid, ref.controller) == ("ReplicaSet", rs.metadata.uid, True)
+    syncs = REGISTRY.get_sample_value(
+        "bosun_controller_sync_duration_seconds_count", {"controller": "replicaset"}
+    )
+    assert syncs is not None
+    assert syncs > 0
 
 
 async def test_replicaset_scales_down_and_replaces_deleted_pods(client: Client) -> None:

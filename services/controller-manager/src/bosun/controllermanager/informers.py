@@ -7,7 +7,9 @@ starts every informer that was asked for. A kind nobody asked for is never watch
 Every store gets two extra indexes beyond namespace and label:
 
 * `uid` — the object's uid (the garbage collector resolves owner references through it);
-* `owner` — the uid of each owner reference (dependents of an owner, without a scan).
+* `owner` — the uid of each owner reference (dependents of an owner, without a scan);
+* `controller` — the uid of the controlling owner, or `orphan:<namespace>` for objects without
+  one, so a ReplicaSet reads its own pods plus the orphans it might adopt, not the namespace.
 
 Pods also get `node` (spec.nodeName), used by the node lifecycle controller and pod GC.
 """
@@ -23,7 +25,13 @@ from bosun.common.informer import Indexer, Informer
 
 UID_INDEX = "uid"
 OWNER_INDEX = "owner"
+CONTROLLER_INDEX = "controller"
 NODE_INDEX = "node"
+
+
+def orphans_of(namespace: str) -> str:
+    """The `controller` index value of objects in `namespace` that no controller owns."""
+    return f"orphan:{namespace}"
 
 
 def _uid(obj: Any) -> Iterable[str]:
@@ -32,6 +40,13 @@ def _uid(obj: Any) -> Iterable[str]:
 
 def _owners(obj: Any) -> Iterable[str]:
     return (ref.uid for ref in obj.metadata.owner_references)
+
+
+def _controller(obj: Any) -> Iterable[str]:
+    for ref in obj.metadata.owner_references:
+        if ref.HasField("controller") and ref.controller:
+            return (ref.uid,)
+    return (orphans_of(obj.metadata.namespace),)
 
 
 def _node(obj: Any) -> Iterable[str]:
@@ -49,7 +64,11 @@ class InformerFactory:
     def informer(self, kind: str) -> Informer[Any]:
         informer = self._informers.get(kind)
         if informer is None:
-            indexers: dict[str, Indexer] = {UID_INDEX: _uid, OWNER_INDEX: _owners}
+            indexers: dict[str, Indexer] = {
+                UID_INDEX: _uid,
+                OWNER_INDEX: _owners,
+                CONTROLLER_INDEX: _controller,
+            }
             if kind == "Pod":
                 indexers[NODE_INDEX] = _node
             informer = Informer(self.client.resource(kind), indexers=indexers)

@@ -28,6 +28,7 @@ from bosun.common.client import ResourceClient
 from bosun.common.errors import NotFoundError
 from bosun.common.informer import Store, object_key
 from bosun.common.selectors import LabelSelector
+from bosun.controllermanager.informers import CONTROLLER_INDEX, orphans_of
 
 
 def controller_ref(obj: Any) -> meta_pb2.OwnerReference | None:
@@ -50,6 +51,14 @@ def owner_key(obj: Any, kind: str, owners: Store[Any]) -> str | None:
     if owner is None or owner.metadata.uid != ref.uid:
         return None
     return object_key(owner)
+
+
+def claim_candidates(owner: Any, objects: Store[Any]) -> list[Any]:
+    """What `owner` might claim: the objects it controls and the orphans in its namespace."""
+    return [
+        *objects.by_index(CONTROLLER_INDEX, owner.metadata.uid),
+        *objects.by_index(CONTROLLER_INDEX, orphans_of(owner.metadata.namespace)),
+    ]
 
 
 def selecting_owners(obj: Any, owners: Store[Any]) -> list[str]:

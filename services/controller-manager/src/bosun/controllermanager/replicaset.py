@@ -38,6 +38,7 @@ from bosun.controllermanager.controller import Controller, split_key
 from bosun.controllermanager.expectations import Expectations
 from bosun.controllermanager.ownership import (
     claim,
+    claim_candidates,
     controller_ref,
     new_controller_ref,
     owner_key,
@@ -167,7 +168,9 @@ class ReplicaSetController(Controller):
         if selector.is_empty:
             log.warning("ReplicaSet %s has an empty selector; it selects nothing", key)
             return
-        candidates = [pod for pod in self.pods.store.list(namespace) if podutil.is_active(pod)]
+        candidates = [
+            pod for pod in claim_candidates(rs, self.pods.store) if podutil.is_active(pod)
+        ]
 
         async def can_adopt() -> bool:
             try:

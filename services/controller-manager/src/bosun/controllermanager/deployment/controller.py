@@ -44,6 +44,7 @@ from bosun.controllermanager.deployment import rolling, status, util
 from bosun.controllermanager.informers import OWNER_INDEX
 from bosun.controllermanager.ownership import (
     claim,
+    claim_candidates,
     controller_ref,
     new_controller_ref,
     owner_key,
@@ -173,7 +174,7 @@ class DeploymentController(Controller):
                 "deletion_timestamp"
             )
 
-        candidates = self.sets.store.list(namespace)
+        candidates = claim_candidates(deployment, self.sets.store)
         return await claim(
             deployment, selector, candidates, self.client.replica_sets, can_adopt=can_adopt
         )
