@@ -98,3 +98,24 @@ async def test_failed_bind_forgets_the_pod_and_frees_the_node() -> None:
     assert node is not None
     assert node.pods == {}
     assert not scheduler.cache.is_assumed("default/a")
+
+
+async def test_informer_handlers_split_pods_between_queue_and_cache() -> None:
+    scheduler, _, _ = _scheduler(GatedBinder())
+    pending = make_pod("p", cpu="500m", scheduler_name="default-scheduler")
+    pending.status.nominated_node_name = "node-1"
+    scheduler._pod_added(pending)
+    assert scheduler.queue.lengths()["active"] == 1
+    assert scheduler.cache.nominated_node_of("default/p") == "node-1"  # kept across restarts
+    other = make_pod("theirs", scheduler_name="other-scheduler")
+    scheduler._pod_added(other)
+    assert scheduler.queue.lengths()["active"] == 1  # not ours: ignored
+
+    bound = make_pod("p", cpu="500m", node_name="node-1", scheduler_name="default-scheduler")
+    scheduler._pod_updated(pending, bound)
+    assert "default/p" not in scheduler.queue
+    assert scheduler.cache.nominated_node_of("default/p") is None
+    assert scheduler.cache.node_of("default/p") == "node-1"
+
+    scheduler._pod_deleted(bound)
+    assert scheduler.cache.node_of("default/p") is None

@@ -152,8 +152,9 @@ class Scheduler:
 
     def _pod_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
         if new.spec.node_name:
-            if not old.spec.node_name:
-                self.queue.delete(pod_key(new))  # bound (by us, or by someone else)
+            if not old.spec.node_name:  # bound (by us, or by someone else)
+                self.queue.delete(pod_key(new))
+                self.cache.remove_nomination(pod_key(new))
             self.cache.update_pod(new)
         elif self._ours(new):
             self._pending_updated(old, new)
@@ -170,7 +171,11 @@ class Scheduler:
             return
         if self.cache.node_of(pod_key(pod)) is not None:
             return  # assumed: our bind is in flight
-        self.queue.add_or_update(PodInfo.of(pod))
+        info = PodInfo.of(pod)
+        if pod.status.nominated_node_name:
+            # A preemptor nominated before a restart (or by another replica) keeps its room.
+            self.cache.nominate(info, pod.status.nominated_node_name)
+        self.queue.add_or_update(info)
 
     def _pending_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
         key = pod_key(new)
