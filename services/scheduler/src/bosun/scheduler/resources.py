@@ -15,7 +15,7 @@ so that many request-less pods do not all pile onto one node that looks empty.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -72,15 +72,19 @@ def _combine(app: Iterable[Vector], init: Iterable[Vector]) -> Vector:
     return total
 
 
-def pod_requests(pod: core_pb2.Pod) -> Vector:
-    """max(sum(app containers), max(init containers)) per resource, plus one pod slot."""
+def _pod_total(pod: core_pb2.Pod, per_container: Callable[[Mapping[str, str]], Vector]) -> Vector:
     spec = pod.spec
     total = _combine(
-        (_container_requests(c.resources.requests) for c in spec.containers),
-        (_container_requests(c.resources.requests) for c in spec.init_containers),
+        (per_container(c.resources.requests) for c in spec.containers),
+        (per_container(c.resources.requests) for c in spec.init_containers),
     )
     total[PODS] = 1.0
     return total
+
+
+def pod_requests(pod: core_pb2.Pod) -> Vector:
+    """max(sum(app containers), max(init containers)) per resource, plus one pod slot."""
+    return _pod_total(pod, _container_requests)
 
 
 def _nonzero(requests: Mapping[str, str]) -> Vector:
@@ -94,13 +98,7 @@ def _nonzero(requests: Mapping[str, str]) -> Vector:
 
 def pod_nonzero_requests(pod: core_pb2.Pod) -> Vector:
     """As pod_requests, with defaults for missing cpu/memory requests (for scoring only)."""
-    spec = pod.spec
-    total = _combine(
-        (_nonzero(c.resources.requests) for c in spec.containers),
-        (_nonzero(c.resources.requests) for c in spec.init_containers),
-    )
-    total[PODS] = 1.0
-    return total
+    return _pod_total(pod, _nonzero)
 
 
 def node_allocatable(node: core_pb2.Node) -> Vector:
