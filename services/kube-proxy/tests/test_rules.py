@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from bosun.api.v1 import core_pb2
-from bosun.proxy.iptables import Match, Rule, quote, render_rule, restore_text
-from bosun.proxy.rules import MARK_MASQ, NODEPORTS, SERVICES, desired_tables, service_ports
+from bosun.proxy.iptables import Rule, quote, restore_text, split_rule
+from bosun.proxy.rules import (
+    MARK_MASQ,
+    NODEPORTS,
+    SERVICES,
+    RuleBuilder,
+    desired_tables,
+    service_ports,
+)
 
 
 def service(
@@ -50,14 +57,15 @@ def nat_for(svc: core_pb2.Service, eps: core_pb2.Endpoints | None = None) -> dic
 
 def test_n_endpoints_are_chosen_with_probabilities_one_in_n_then_n_minus_one() -> None:
     svc = service("web")
-    (port,) = service_ports([svc], [endpoints("web", ["10.0.0.3", "10.0.0.1", "10.0.0.2"])])
-    rules = nat_for(svc, endpoints("web", ["10.0.0.3", "10.0.0.1", "10.0.0.2"]))[port.chain]
-    probabilities = [
-        dict(match.options).get("probability") for rule in rules for match in rule.matches
+    eps = endpoints("web", ["10.0.0.3", "10.0.0.1", "10.0.0.2"])
+    (port,) = service_ports([svc], [eps])
+    rules = nat_for(svc, eps)[port.chain]
+    assert [rule.split("--probability ")[1].split()[0] for rule in rules[:2]] == [
+        "0.33333333333",
+        "0.50000000000",
     ]
-    assert probabilities == ["0.3333333333", "0.5000000000"]
-    assert len(rules) == 3  # the last endpoint takes whatever is left
-    assert [rule.target for rule in rules] == [
+    assert "statistic" not in rules[2]  # the last endpoint takes whatever is left
+    assert [rule.split("-j ")[1] for rule in rules] == [
         port.endpoint_chain(endpoint) for endpoint in port.endpoints
     ]
 
@@ -66,20 +74,20 @@ def test_each_endpoint_chain_dnats_to_its_pod_and_marks_hairpin_traffic() -> Non
     svc = service("web")
     eps = endpoints("web", ["10.0.0.1"])
     (port,) = service_ports([svc], [eps])
-    rules = nat_for(svc, eps)[port.endpoint_chain(port.endpoints[0])]
-    assert rules[0] == Rule(MARK_MASQ, source="10.0.0.1/32", comment="default/web")
-    assert rules[1].target == "DNAT"
-    assert rules[1].target_options == (("to-destination", "10.0.0.1:8080"),)
+    masq, dnat = nat_for(svc, eps)[port.endpoint_chain(port.endpoints[0])]
+    assert masq.startswith("-s 10.0.0.1/32 ")
+    assert masq.endswith(f"-j {MARK_MASQ}")
+    assert dnat.endswith("-j DNAT --to-destination 10.0.0.1:8080")
 
 
 def test_a_service_without_ready_endpoints_is_rejected_in_the_filter_table() -> None:
     svc = service("web")
     tables = desired_tables(service_ports([svc], [endpoints("web", [], not_ready=["10.0.0.1"])]))
     (reject,) = tables["filter"][SERVICES]
-    assert reject.target == "REJECT"
-    assert reject.destination == "10.96.0.10/32"
-    assert reject.comment == "default/web has no endpoints"
-    assert [rule.target for rule in tables["nat"][SERVICES]] == [NODEPORTS]
+    assert reject.startswith("-d 10.96.0.10/32 -p tcp ")
+    assert '--comment "default/web has no endpoints"' in reject
+    assert reject.endswith("-j REJECT")
+    assert [rule.split("-j ")[1] for rule in tables["nat"][SERVICES]] == [NODEPORTS]
 
 
 def test_not_ready_addresses_get_no_traffic() -> None:
@@ -101,8 +109,8 @@ def test_node_ports_mark_for_masquerade_then_jump_to_the_service() -> None:
     eps = endpoints("web", ["10.0.0.1"])
     (port,) = service_ports([svc], [eps])
     rules = nat_for(svc, eps)[NODEPORTS]
-    assert [rule.target for rule in rules] == [MARK_MASQ, port.chain]
-    assert all(rule.matches == (Match("tcp", (("dport", "30080"),)),) for rule in rules)
+    assert [rule.split("-j ")[1] for rule in rules] == [MARK_MASQ, port.chain]
+    assert all("-m tcp --dport 30080 " in rule for rule in rules)
 
 
 def test_client_ip_affinity_checks_recent_clients_before_choosing_at_random() -> None:
@@ -110,12 +118,11 @@ def test_client_ip_affinity_checks_recent_clients_before_choosing_at_random() ->
     eps = endpoints("web", ["10.0.0.1", "10.0.0.2"])
     (port,) = service_ports([svc], [eps])
     rules = nat_for(svc, eps)[port.chain]
-    sticky = [rule for rule in rules if rule.matches and rule.matches[0].name == "recent"]
+    sticky = [rule for rule in rules if "-m recent --rcheck --seconds 30 --reap" in rule]
     assert len(sticky) == 2
-    assert ("seconds", "30") in sticky[0].matches[0].options
+    assert rules.index(sticky[-1]) < min(i for i, r in enumerate(rules) if "statistic" in r)
     dnat = nat_for(svc, eps)[port.endpoint_chain(port.endpoints[0])][1]
-    assert dnat.matches[0].name == "recent"
-    assert ("set", "") in dnat.matches[0].options
+    assert f"-m recent --set --name {port.endpoint_chain(port.endpoints[0])} " in dnat
 
 
 def test_headless_and_external_name_services_get_no_rules() -> None:
@@ -137,15 +144,35 @@ def test_a_cluster_cidr_masquerades_traffic_from_outside_the_pod_network() -> No
     eps = endpoints("web", ["10.0.0.1"])
     ports = service_ports([svc], [eps])
     rules = desired_tables(ports, cluster_cidr="10.244.0.0/16")["nat"][ports[0].chain]
-    assert rules[0].target == MARK_MASQ
-    assert render_rule(rules[0])[:3] == ["!", "-s", "10.244.0.0/16"]
+    assert split_rule(rules[0])[:3] == ["!", "-s", "10.244.0.0/16"]
+    assert rules[0].endswith(f"-j {MARK_MASQ}")
+
+
+def test_large_clusters_drop_comments_from_service_and_endpoint_chains() -> None:
+    svc = service("web")
+    eps = endpoints("web", ["10.0.0.1", "10.0.0.2"])
+    ports = service_ports([svc], [eps])
+    small = RuleBuilder().tables(ports)["nat"]
+    large = RuleBuilder(large_cluster_endpoints=1).tables(ports)["nat"]
+    assert "comment" in small[ports[0].chain][0]
+    assert all("comment" not in rule for rule in large[ports[0].chain])
+    assert "comment" in large[SERVICES][0]  # service rules keep theirs
+
+
+def test_an_unchanged_port_reuses_its_chains_from_the_last_build() -> None:
+    builder = RuleBuilder()
+    ports = service_ports([service("web")], [endpoints("web", ["10.0.0.1"])])
+    first = builder.tables(ports)["nat"][ports[0].chain]
+    assert builder.tables(ports)["nat"][ports[0].chain] is first
 
 
 def test_restore_input_quotes_with_double_quotes() -> None:
     assert quote("default/web has no endpoints") == '"default/web has no endpoints"'
     assert quote('say "hi"') == r'"say \"hi\""'
     assert quote("10.0.0.1/32") == "10.0.0.1/32"
-    text = restore_text({"nat": {"BOSUN-X": [Rule("ACCEPT", comment="a b")]}}, {"nat": ["BOSUN-Y"]})
+    rule: Rule = '-m comment --comment "a b" -j ACCEPT'
+    assert split_rule(rule) == ["-m", "comment", "--comment", "a b", "-j", "ACCEPT"]
+    text = restore_text({"nat": {"BOSUN-X": [rule]}}, {"nat": ["BOSUN-Y"]})
     assert text.splitlines() == [
         "*nat",
         ":BOSUN-X - [0:0]",

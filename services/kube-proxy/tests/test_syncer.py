@@ -8,7 +8,7 @@ import pytest
 
 from bosun.api.v1 import core_pb2
 from bosun.proxy.appliers import ApplyError
-from bosun.proxy.iptables import Rule
+from bosun.proxy.iptables import Rule, split_rule
 from bosun.proxy.rules import JUMPS
 from bosun.proxy.syncer import RuleSyncer, cleanup
 
@@ -44,7 +44,8 @@ class FakeApplier:
                 self.chains[table].pop(name, None)
         for table, added in jumps.items():
             for builtin, rule in added:
-                self.jumps.setdefault((table, builtin), []).append(rule.comment)
+                note = split_rule(rule)[split_rule(rule).index("--comment") + 1]
+                self.jumps.setdefault((table, builtin), []).append(note)
         self.batches.append(
             (
                 {t: sorted(c) for t, c in changed.items()},

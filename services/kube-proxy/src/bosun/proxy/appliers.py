@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from bosun.proxy.iptables import Rule, restore_text
+from bosun.proxy.iptables import Rule, restore_text, split_rule
 from bosun.proxy.rules import CHAIN_PREFIX
 
 __all__ = ["Applier", "ApplyError", "IptcApplier", "RestoreApplier", "iptables_command"]
@@ -146,22 +146,38 @@ class IptcApplier:
         return ""
 
     def _rule(self, rule: Rule) -> Any:
+        """A python-iptables rule from iptables-save arguments (the subset bosun.proxy.rules
+        writes: ! -s/-d, -p, -m NAME --opt [value]…, -j TARGET --opt [value]…)."""
         built = self._iptc.Rule()
-        if rule.protocol:
-            built.protocol = rule.protocol
-        if rule.source:
-            built.src = rule.source
-        if rule.destination:
-            built.dst = rule.destination
-        if rule.comment:
-            built.create_match("comment").comment = rule.comment
-        for match in rule.matches:
-            made = built.create_match(match.name)
-            for option, value in match.options:
-                made.set_parameter(option, value or None)
-        target = built.create_target(rule.target)
-        for option, value in rule.target_options:
-            target.set_parameter(option, value or None)
+        tokens = split_rule(rule)
+        current: Any = None
+        negate = False
+        index = 0
+        while index < len(tokens):
+            token = tokens[index]
+            value = tokens[index + 1] if index + 1 < len(tokens) else None
+            if token == "!":
+                negate, index = True, index + 1
+                continue
+            if token in ("-s", "-d") and value is not None:
+                address = f"!{value}" if negate else value
+                if token == "-s":
+                    built.src = address
+                else:
+                    built.dst = address
+                negate, index = False, index + 2
+            elif token == "-p" and value is not None:
+                built.protocol, index = value, index + 2
+            elif token == "-m" and value is not None:
+                current, index = built.create_match(value), index + 2
+            elif token == "-j" and value is not None:
+                current, index = built.create_target(value), index + 2
+            elif token.startswith("--") and current is not None:
+                takes_value = value is not None and not value.startswith("-")
+                current.set_parameter(token[2:], value if takes_value else None)
+                index += 2 if takes_value else 1
+            else:
+                raise ApplyError(f"cannot translate {token!r} in rule {rule!r}")
         return built
 
     def _batch(self, table_name: str, work: Any) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from bosun.api.v1 import core_pb2
 from bosun.proxy.appliers import Applier
 from bosun.proxy.iptables import Rule, Tables
-from bosun.proxy.rules import JUMPS, desired_tables, service_ports
+from bosun.proxy.rules import JUMPS, RuleBuilder, ServicePortCache
 
 __all__ = ["RuleSyncer", "SyncResult", "cleanup"]
 
@@ -44,8 +44,8 @@ class RuleSyncer:
         self, applier: Applier, *, cluster_cidr: str = "", masquerade_all: bool = False
     ) -> None:
         self.applier = applier
-        self.cluster_cidr = cluster_cidr
-        self.masquerade_all = masquerade_all
+        self.builder = RuleBuilder(cluster_cidr=cluster_cidr, masquerade_all=masquerade_all)
+        self.ports = ServicePortCache()
         self.applied: Tables | None = None
 
     def sync(
@@ -56,11 +56,7 @@ class RuleSyncer:
         full: bool = False,
     ) -> SyncResult:
         began = time.perf_counter()
-        desired = desired_tables(
-            service_ports(services, endpoints),
-            cluster_cidr=self.cluster_cidr,
-            masquerade_all=self.masquerade_all,
-        )
+        desired = self.builder.tables(self.ports.ports(services, endpoints))
         full = full or self.applied is None
         changed: dict[str, dict[str, list[Rule]]] = {}
         deleted: dict[str, list[str]] = {}
@@ -73,8 +69,12 @@ class RuleSyncer:
                 jumps[table] = self._missing_jumps(table)
             else:
                 before = (self.applied or {}).get(table, {})
+                # Unchanged ports' chains are the same list objects (see RuleBuilder): `is`
+                # settles most of them without comparing rules.
                 changed[table] = {
-                    name: rules for name, rules in chains.items() if before.get(name) != rules
+                    name: rules
+                    for name, rules in chains.items()
+                    if before.get(name) is not rules and before.get(name) != rules
                 }
                 deleted[table] = sorted(set(before) - set(chains))
         self.applied = None  # if the batch fails, the next sync is a full one
@@ -91,12 +91,12 @@ class RuleSyncer:
     def _missing_jumps(self, table: str) -> list[tuple[str, Rule]]:
         missing: list[tuple[str, Rule]] = []
         present: dict[str, list[str]] = {}
-        for jump_table, builtin, rule in JUMPS:
+        for jump_table, builtin, note, rule in JUMPS:
             if jump_table != table:
                 continue
             if builtin not in present:
                 present[builtin] = self.applier.jump_comments(table, builtin)
-            if rule.comment not in present[builtin]:
+            if note not in present[builtin]:
                 missing.append((builtin, rule))
         return missing
 
@@ -104,10 +104,10 @@ class RuleSyncer:
 def cleanup(applier: Applier) -> int:
     """Remove every jump and chain this proxy owns; the number of chains removed."""
     removed = 0
-    for table in sorted({table for table, _, _ in JUMPS}):
-        for jump_table, builtin, rule in JUMPS:
+    for table in sorted({jump[0] for jump in JUMPS}):
+        for jump_table, builtin, note, _ in JUMPS:
             if jump_table == table:
-                applier.remove_jumps(table, builtin, {rule.comment})
+                applier.remove_jumps(table, builtin, {note})
         owned = sorted(applier.owned_chains(table))
         applier.apply({}, {table: owned}, {})
         removed += len(owned)
