@@ -31,22 +31,24 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import numpy.typing as npt
 
 from bosun.scheduler.cache import BoolArray, FloatArray, IntArray, NodeInfo, SchedulerCache
 from bosun.scheduler.podinfo import PodInfo
 
 __all__ = [
     "MAX_NODE_SCORE",
+    "SKIP",
+    "SUCCESS",
     "BindPlugin",
     "CycleState",
     "Diagnosis",
     "FilterPlugin",
+    "FilterRunner",
     "Plugin",
     "PostFilterPlugin",
     "PostFilterResult",
@@ -55,7 +57,10 @@ __all__ = [
     "ScorePlugin",
     "Status",
     "StatusCode",
+    "full_mask",
     "normalize_scores",
+    "per_node_mask",
+    "summarize",
 ]
 
 MAX_NODE_SCORE = 100.0
@@ -83,10 +88,6 @@ class Status:
     @property
     def is_skip(self) -> bool:
         return self.code is StatusCode.SKIP
-
-    @property
-    def is_rejection(self) -> bool:
-        return self.code in (StatusCode.UNSCHEDULABLE, StatusCode.UNSCHEDULABLE_AND_UNRESOLVABLE)
 
     @classmethod
     def unschedulable(cls, *reasons: str, resolvable: bool = True) -> Status:
@@ -161,14 +162,7 @@ class Diagnosis:
         return counts
 
     def message(self) -> str:
-        """`0/5 nodes are available: 3 Insufficient cpu, 2 node(s) had untolerated taint
-        {key: v}.` — most frequent reason first."""
-        counts = self.reason_counts()
-        head = f"0/{self.total_nodes} nodes are available"
-        if not counts:
-            return f"{head}."
-        parts = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        return f"{head}: " + ", ".join(f"{n} {reason}" for reason, n in parts) + "."
+        return summarize(self.total_nodes, self.reason_counts())
 
 
 @dataclass(frozen=True)
@@ -179,6 +173,14 @@ class PostFilterResult:
     victims: tuple[PodInfo, ...] = ()
 
 
+class FilterRunner(Protocol):
+    """What PostFilter may ask of the framework: run the filters on one node (what-ifs)."""
+
+    def filter_one(
+        self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slot: int
+    ) -> bool: ...
+
+
 @runtime_checkable
 class PostFilterPlugin(Plugin, Protocol):
     def post_filter(
@@ -187,7 +189,7 @@ class PostFilterPlugin(Plugin, Protocol):
         pod: PodInfo,
         cache: SchedulerCache,
         diagnosis: Diagnosis,
-        framework: Any,
+        framework: FilterRunner,
     ) -> tuple[PostFilterResult | None, Status]: ...
 
 
@@ -230,18 +232,23 @@ def normalize_scores(scores: FloatArray, *, reverse: bool = False) -> FloatArray
     return MAX_NODE_SCORE - scaled if reverse else scaled
 
 
-def empty_mask(n: int) -> BoolArray:
-    return np.zeros(n, dtype=np.bool_)
-
-
 def full_mask(n: int) -> BoolArray:
     return np.ones(n, dtype=np.bool_)
 
 
-def per_node_mask(slots: IntArray, cache: SchedulerCache, check: Any) -> npt.NDArray[np.bool_]:
-    """A filter mask from a per-node predicate `check(node_info) -> bool` (for plugins whose
-    check cannot be vectorised; they use PreFilter Skip to run only for pods that need it)."""
-    return np.fromiter((check(cache.at(int(s))) for s in slots), dtype=np.bool_, count=len(slots))
+def per_node_mask(
+    slots: IntArray, cache: SchedulerCache, check: Callable[[NodeInfo], bool]
+) -> BoolArray:
+    """A filter mask from a per-node predicate (for plugins whose check cannot be vectorised;
+    they use PreFilter Skip so that it runs only for pods that need it)."""
+    return np.fromiter((check(cache.at(int(s))) for s in slots), dtype=np.bool_, count=slots.size)
 
 
-PluginList = Sequence[Plugin]
+def summarize(total_nodes: int, counts: Counter[str]) -> str:
+    """`0/5 nodes are available: 3 Insufficient cpu, 2 node(s) had untolerated taint {key: v}.`
+    — most frequent reason first, ties alphabetically."""
+    head = f"0/{total_nodes} nodes are available"
+    if not counts:
+        return f"{head}."
+    parts = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return f"{head}: " + ", ".join(f"{n} {reason}" for reason, n in parts) + "."

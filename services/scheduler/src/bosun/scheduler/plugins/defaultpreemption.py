@@ -27,15 +27,16 @@ only "free" resources and host ports in the what-if, not topology or affinity co
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from bosun.scheduler.cache import SchedulerCache
 from bosun.scheduler.framework import (
     CycleState,
     Diagnosis,
+    FilterRunner,
     PostFilterResult,
     Status,
     StatusCode,
+    summarize,
 )
 from bosun.scheduler.podinfo import PodInfo
 
@@ -57,9 +58,7 @@ def _no_candidates(diagnosis: Diagnosis, candidates: int) -> str:
     unhelpful = len(diagnosis.node_statuses) - candidates
     if unhelpful:
         counts["Preemption is not helpful for scheduling"] = unhelpful
-    parts = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    summary = ", ".join(f"{n} {reason}" for reason, n in parts)
-    return f"0/{diagnosis.total_nodes} nodes are available: {summary}."
+    return summarize(diagnosis.total_nodes, counts)
 
 
 class DefaultPreemption:
@@ -71,7 +70,7 @@ class DefaultPreemption:
         pod: PodInfo,
         cache: SchedulerCache,
         diagnosis: Diagnosis,
-        framework: Any,
+        framework: FilterRunner,
     ) -> tuple[PostFilterResult | None, Status]:
         if pod.pod.spec.preemption_policy == "Never":
             return None, Status.unschedulable("not eligible due to preemptionPolicy=Never.")
@@ -113,7 +112,7 @@ class DefaultPreemption:
 
     @staticmethod
     def _victims(
-        state: CycleState, pod: PodInfo, cache: SchedulerCache, name: str, framework: Any
+        state: CycleState, pod: PodInfo, cache: SchedulerCache, name: str, framework: FilterRunner
     ) -> list[PodInfo] | None:
         node = cache.node(name)
         if node is None:

@@ -29,7 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bosun.scheduler.cache import BoolArray, FloatArray, IntArray, NodeInfo, SchedulerCache
-from bosun.scheduler.framework import MAX_NODE_SCORE, SKIP, SUCCESS, CycleState, Status
+from bosun.scheduler.framework import (
+    MAX_NODE_SCORE,
+    SKIP,
+    SUCCESS,
+    CycleState,
+    Status,
+    per_node_mask,
+)
 from bosun.scheduler.podinfo import AffinityTerm, PodInfo
 
 NAME = "InterPodAffinity"
@@ -124,11 +131,7 @@ class InterPodAffinity:
     def filter(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slots: IntArray
     ) -> BoolArray:
-        return np.fromiter(
-            (self._reason(state, pod, cache.at(int(s))) is None for s in slots),
-            dtype=np.bool_,
-            count=slots.size,
-        )
+        return per_node_mask(slots, cache, lambda node: self._reason(state, pod, node) is None)
 
     def explain(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, node: NodeInfo

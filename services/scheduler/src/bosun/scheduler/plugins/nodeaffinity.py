@@ -15,7 +15,14 @@ import numpy as np
 
 from bosun.api.v1 import core_pb2
 from bosun.scheduler.cache import BoolArray, FloatArray, IntArray, NodeInfo, SchedulerCache
-from bosun.scheduler.framework import SKIP, SUCCESS, CycleState, Status, normalize_scores
+from bosun.scheduler.framework import (
+    SKIP,
+    SUCCESS,
+    CycleState,
+    Status,
+    normalize_scores,
+    per_node_mask,
+)
 from bosun.scheduler.podinfo import PodInfo
 
 NAME = "NodeAffinity"
@@ -96,12 +103,7 @@ class NodeAffinity:
     def filter(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slots: IntArray
     ) -> BoolArray:
-        spec = pod.pod
-        return np.fromiter(
-            (required_matches(spec, cache.at(int(s))) for s in slots),
-            dtype=np.bool_,
-            count=slots.size,
-        )
+        return per_node_mask(slots, cache, lambda node: required_matches(pod.pod, node))
 
     def explain(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, node: NodeInfo

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from bosun.scheduler.cache import BoolArray, IntArray, NodeInfo, SchedulerCache
-from bosun.scheduler.framework import SKIP, SUCCESS, CycleState, Status
+from bosun.scheduler.framework import SKIP, SUCCESS, CycleState, Status, per_node_mask
 from bosun.scheduler.podinfo import PodInfo
 
 NAME = "NodePorts"
@@ -26,9 +24,7 @@ class NodePorts:
     def filter(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slots: IntArray
     ) -> BoolArray:
-        return np.fromiter(
-            (fits(pod, cache.at(int(s))) for s in slots), dtype=np.bool_, count=slots.size
-        )
+        return per_node_mask(slots, cache, lambda node: fits(pod, node))
 
     def explain(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, node: NodeInfo

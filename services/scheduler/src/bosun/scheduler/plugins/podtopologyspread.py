@@ -25,7 +25,14 @@ import numpy as np
 from bosun.api.v1 import core_pb2
 from bosun.common.selectors import LabelSelector
 from bosun.scheduler.cache import BoolArray, FloatArray, IntArray, NodeInfo, SchedulerCache
-from bosun.scheduler.framework import MAX_NODE_SCORE, SKIP, SUCCESS, CycleState, Status
+from bosun.scheduler.framework import (
+    MAX_NODE_SCORE,
+    SKIP,
+    SUCCESS,
+    CycleState,
+    Status,
+    per_node_mask,
+)
 from bosun.scheduler.plugins.nodeaffinity import required_matches
 from bosun.scheduler.podinfo import PodInfo
 
@@ -126,11 +133,7 @@ class PodTopologySpread:
     def filter(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slots: IntArray
     ) -> BoolArray:
-        return np.fromiter(
-            (self._reason(state, cache.at(int(s))) is None for s in slots),
-            dtype=np.bool_,
-            count=slots.size,
-        )
+        return per_node_mask(slots, cache, lambda node: self._reason(state, node) is None)
 
     def explain(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, node: NodeInfo
