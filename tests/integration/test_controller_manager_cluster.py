@@ -361,11 +361,11 @@ async def test_unreachable_node_is_tainted_and_its_pods_are_recreated_elsewhere(
         async def unreachable() -> bool:
             n1 = await client.nodes.get("n1")
             ready = next(c for c in n1.status.conditions if c.type == "Ready")
-            tainted = any(
-                t.key == "node.kubernetes.io/unreachable" and t.effect == "NoExecute"
-                for t in n1.spec.taints
-            )
-            return ready.status == "Unknown" and tainted
+            taints = {(t.key, t.effect) for t in n1.spec.taints}
+            return ready.status == "Unknown" and taints == {
+                ("node.kubernetes.io/unreachable", "NoSchedule"),
+                ("node.kubernetes.io/unreachable", "NoExecute"),
+            }
 
         await until(unreachable, timeout=10)
         n2 = await client.nodes.get("n2")

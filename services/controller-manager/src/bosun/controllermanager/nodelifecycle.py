@@ -8,13 +8,14 @@ Every `node_monitor_period` (key `monitor`):
    cannot make a node look dead or alive. A node unseen for `node_monitor_grace_period`
    (`node_startup_grace_period` before it first reported Ready) gets every condition set to
    Unknown (reason NodeStatusUnknown), and its pods' Ready condition set to False.
-2. Taints. Ready=Unknown → `node.kubernetes.io/unreachable:NoExecute`; Ready=False →
-   `node.kubernetes.io/not-ready:NoExecute`; Ready=True → neither. Adding a taint is what
-   starts evictions, so additions are rate-limited (`node_eviction_rate`, a token bucket), and
-   none are added while at least `unhealthy_nodes_threshold` of the nodes are unhealthy: that
-   many nodes failing at once is more likely a network partition around the control plane than
-   dead machines, and evicting everything would make it worse. Removing a taint is never
-   delayed.
+2. Taints. Ready=Unknown → `node.kubernetes.io/unreachable`; Ready=False →
+   `node.kubernetes.io/not-ready`; Ready=True → neither; each with effect NoSchedule (the
+   scheduler keeps new pods away) and NoExecute (running pods leave). Adding a NoExecute taint
+   is what starts evictions, so those additions are rate-limited (`node_eviction_rate`, a token
+   bucket), and none are added while at least `unhealthy_nodes_threshold` of the nodes are
+   unhealthy: that many nodes failing at once is more likely a network partition around the
+   control plane than dead machines, and evicting everything would make it worse. NoSchedule
+   taints and removals are never delayed.
 3. Evictions. A pod on a node with NoExecute taints is evicted (deleted) unless it tolerates
    them all; a toleration with `tolerationSeconds` keeps it that long after the taint was
    added. Pods without a toleration for the unreachable/not-ready taints get one of
@@ -48,6 +49,8 @@ LEASE_NAMESPACE = "kube-node-lease"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
 NO_EXECUTE = "NoExecute"
+NO_SCHEDULE = "NoSchedule"
+CONDITION_TAINTS = frozenset({UNREACHABLE, NOT_READY})
 MONITOR = "monitor"
 POD_PREFIX = "pod:"
 
@@ -248,29 +251,34 @@ class NodeLifecycleController(Controller):
         return [taint for taint in node.spec.taints if taint.effect == NO_EXECUTE]
 
     async def _reconcile_taints(self, node: Node, *, may_taint: bool) -> None:
-        status = ready_status(node)
-        wanted = {"Unknown": UNREACHABLE, "False": NOT_READY}.get(status or "")
-        ours = {UNREACHABLE, NOT_READY}
-        present = {t.key for t in node.spec.taints if t.key in ours and t.effect == NO_EXECUTE}
-        if present == ({wanted} if wanted else set()):
+        """Make our taints match the Ready condition; NoExecute additions are rate-limited."""
+        key = {"Unknown": UNREACHABLE, "False": NOT_READY}.get(ready_status(node) or "")
+        wanted = {(key, NO_SCHEDULE), (key, NO_EXECUTE)} if key else set()
+        present = {(t.key, t.effect) for t in node.spec.taints if t.key in CONDITION_TAINTS}
+        adds_no_execute = any(effect == NO_EXECUTE for _, effect in wanted - present)
+        if adds_no_execute and (not may_taint or not self._taint_limiter.try_take()):
+            wanted = {taint for taint in wanted if taint[1] != NO_EXECUTE}  # next period
+        if wanted == present:
             return
-        adding = wanted is not None and wanted not in present
-        if adding and (not may_taint or not self._taint_limiter.try_take()):
-            return  # try again next period
         updated = Node()
         updated.CopyFrom(node)
-        kept = [t for t in node.spec.taints if not (t.key in ours and t.effect == NO_EXECUTE)]
         del updated.spec.taints[:]
-        updated.spec.taints.extend(kept)
-        if wanted:
-            taint = core_pb2.Taint(key=wanted, effect=NO_EXECUTE)
-            taint.time_added.FromDatetime(datetime.now(UTC))
-            updated.spec.taints.append(taint)
+        now = datetime.now(UTC)
+        for taint in node.spec.taints:
+            if taint.key not in CONDITION_TAINTS or (taint.key, taint.effect) in wanted:
+                updated.spec.taints.append(taint)  # kept as is, with its timeAdded
+        for taint_key, effect in sorted(wanted - present):
+            added = updated.spec.taints.add(key=taint_key, effect=effect)
+            added.time_added.FromDatetime(now)
         try:
             await self.client.nodes.update(updated)
         except (NotFoundError, ConflictError):
             return
-        log.info("node %s taints: %s", node.metadata.name, wanted or "none of ours")
+        log.info(
+            "node %s taints: %s",
+            node.metadata.name,
+            ", ".join(f"{k}:{e}" for k, e in sorted(wanted)) or "none of ours",
+        )
 
     # ------------------------------------------------------------------ evictions
 
