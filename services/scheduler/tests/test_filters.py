@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bosun.api.v1 import core_pb2
-from bosun.scheduler.framework import CycleState
+from bosun.scheduler.framework import CycleState, StatusCode
 from bosun.scheduler.plugins.interpodaffinity import InterPodAffinity
 from bosun.scheduler.plugins.nodeaffinity import NodeAffinity
 from bosun.scheduler.plugins.nodename import NodeName
@@ -334,3 +334,29 @@ def test_first_pod_of_a_self_affine_group_may_go_anywhere() -> None:
         _term({"app": "web"})
     )
     assert _passing(filter_nodes(InterPodAffinity(), pod, cache)) == {"a", "b"}
+
+
+def test_topology_spread_min_domains_counts_missing_domains_as_empty() -> None:
+    cache = make_cache(
+        [make_node("a1", labels={"zone": "a"}), make_node("b1", labels={"zone": "b"})],
+        [make_pod("e0", labels={"app": "web"}, node_name="a1")],
+    )
+    pod = _spread(make_pod("p", labels={"app": "web"}), "zone", 1)
+    pod.spec.topology_spread_constraints[0].min_domains = 3
+    # Fewer domains (2) than minDomains (3): the global minimum is 0, so zone a (1 pod) would
+    # reach skew 2; zone b (0 pods) stays at 1.
+    assert _passing(filter_nodes(PodTopologySpread(), pod, cache)) == {"b1"}
+
+
+def test_topology_spread_rejects_nodes_without_the_key_as_unresolvable() -> None:
+    cache = make_cache([make_node("bare")])
+    pod = _spread(make_pod("p", labels={"app": "web"}), "zone", 1)
+    plugin = PodTopologySpread()
+    state = CycleState()
+    info = PodInfo.of(pod)
+    plugin.pre_filter(state, info, cache)
+    status = plugin.explain(state, info, cache, cache.at(0))
+    assert status.reasons == (
+        "node(s) didn't match pod topology spread constraints (missing required label)",
+    )
+    assert status.code is StatusCode.UNSCHEDULABLE_AND_UNRESOLVABLE

@@ -232,3 +232,31 @@ def test_bad_plugin_configuration_is_refused(document: object, message: str) -> 
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_preemption_reprieves_the_more_important_pods() -> None:
+    nodes = [make_node("a", cpu="2")]
+    pods = [
+        make_pod("least", cpu="1", priority=1, node_name="a"),
+        make_pod("more", cpu="1", priority=5, node_name="a"),
+    ]
+    result = _preempt(pods, nodes, make_pod("vip", cpu="1", priority=10))
+    assert result is not None
+    assert [v.key for v in result.victims] == ["default/least"]
+
+
+def test_preemptor_waits_while_its_victims_terminate() -> None:
+    terminating = make_pod("going", cpu="1", priority=1, node_name="a")
+    terminating.metadata.deletion_timestamp.seconds = 1
+    nodes = [make_node("a", cpu="1")]
+    pod = make_pod("vip", cpu="1", priority=10)
+    pod.status.nominated_node_name = "a"
+    cache = make_cache(nodes, [terminating])
+    framework = _framework()
+    info = PodInfo.of(pod)
+    state = CycleState()
+    with pytest.raises(FitError) as caught:
+        framework.schedule(state, info, cache)
+    result, status = framework.run_post_filter(state, info, cache, caught.value.diagnosis)
+    assert result is None
+    assert "terminating" in status.reasons[0]

@@ -110,3 +110,15 @@ async def test_pop_waits_for_a_pod() -> None:
     assert not waiter.done()
     queue.add_or_update(PodInfo.of(make_pod("p")))
     assert (await asyncio.wait_for(waiter, 1)).info.key == "default/p"
+
+
+async def test_failed_bind_retries_after_backoff_unless_requeued_meanwhile() -> None:
+    clock = FakeClock()
+    queue = _queue(clock)
+    queue.add_or_update(PodInfo.of(make_pod("p")))
+    queued = await queue.pop()
+    queue.done(queued.key)  # assumed; the bind runs
+    queue.retry_after_error(queued)
+    assert queue.lengths()["backoff"] == 1
+    queue.retry_after_error(queued)  # already queued: nothing more
+    assert sum(queue.lengths().values()) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bosun.scheduler.plugins.imagelocality import ImageLocality
+from bosun.scheduler.plugins.imagelocality import ImageLocality, normalized_image_name
 from bosun.scheduler.plugins.interpodaffinity import InterPodAffinity
 from bosun.scheduler.plugins.nodeaffinity import NodeAffinity
 from bosun.scheduler.plugins.noderesources import (
@@ -125,3 +125,16 @@ def test_preferred_pod_anti_affinity_scores_away_from_matching_pods() -> None:
 def test_pods_without_preferences_skip_affinity_scoring() -> None:
     cache = make_cache([make_node("a"), make_node("b")])
     assert score_nodes(InterPodAffinity(), make_pod("p"), cache) == {"a": 0, "b": 0}
+
+
+@pytest.mark.parametrize(
+    ("name", "normalized"),
+    [
+        ("nginx", "nginx:latest"),
+        ("nginx:1.25", "nginx:1.25"),
+        ("registry:5000/app", "registry:5000/app:latest"),
+        ("app@sha256:abc", "app@sha256:abc"),
+    ],
+)
+def test_image_names_without_tag_mean_latest(name: str, normalized: str) -> None:
+    assert normalized_image_name(name) == normalized
