@@ -1,10 +1,10 @@
-"""/healthz: healthy while syncs succeed, 503 once they stop for too long."""
+"""/healthz: healthy while the work succeeds, 503 once it stops succeeding for too long."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bosun.proxy.health import HealthState, serve_health
+from bosun.common.healthz import HealthState, serve_health
 
 
 def test_healthy_during_the_start_grace_then_only_with_recent_syncs() -> None:

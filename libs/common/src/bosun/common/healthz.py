@@ -1,8 +1,9 @@
-"""`/healthz` for the proxy, as kube-proxy serves it on :10256: 200 while syncs succeed.
+"""`/healthz` over plain HTTP for components that have no gRPC server of their own.
 
-Healthy means the last successful sync is recent (within `stale_after` seconds), or the proxy
-started less than that long ago. A minimal HTTP/1.0 responder on asyncio: one route, no body to
-parse, so no web framework.
+kube-proxy serves it on :10256, the DNS server on :8080: 200 while the component's periodic
+work succeeds. Healthy means the last success (`mark_success()`) is recent (within
+`stale_after` seconds), or the component started less than that long ago. A minimal HTTP/1.0
+responder on asyncio: one route, no body to parse, so no web framework.
 """
 
 from __future__ import annotations
@@ -19,11 +20,22 @@ __all__ = ["HealthState", "serve_health"]
 class HealthState:
     stale_after: float
     started: float = field(default_factory=time.monotonic)
+    # Unhealthy until the first success (instead of healthy for `stale_after` after start).
+    require_success: bool = False
     last_success: float | None = None
     last_error: str = ""
 
+    def mark_success(self) -> None:
+        self.last_success = time.monotonic()
+        self.last_error = ""
+
+    def mark_failure(self, error: str) -> None:
+        self.last_error = error
+
     def healthy(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
+        if self.require_success and self.last_success is None:
+            return False
         reference = self.last_success if self.last_success is not None else self.started
         return now - reference <= self.stale_after
 

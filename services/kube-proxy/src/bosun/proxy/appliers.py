@@ -122,7 +122,7 @@ class IptcApplier:
     """python-iptables. Imported lazily: loading it needs libiptc and the xtables plugins."""
 
     def __init__(self) -> None:
-        import iptc  # type: ignore[import-untyped]
+        import iptc
 
         self._iptc: Any = iptc
 

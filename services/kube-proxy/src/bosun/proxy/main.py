@@ -20,12 +20,12 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from bosun.common.client import Client
 from bosun.common.grpcutil import install_uvloop
+from bosun.common.healthz import HealthState, serve_health
 from bosun.common.informer import Informer
 from bosun.common.logging import configure_logging
 from bosun.common.metrics import start_metrics_server
 from bosun.common.tracing import add_tracing_arguments, configure_tracing_from_arguments
 from bosun.proxy.appliers import Applier, ApplyError, IptcApplier, RestoreApplier
-from bosun.proxy.health import HealthState, serve_health
 from bosun.proxy.syncer import RuleSyncer, cleanup
 
 log = logging.getLogger("bosun.proxy")
@@ -148,12 +148,12 @@ class Proxy:
             result = await asyncio.to_thread(self.syncer.sync, *snapshot, full=full)
         except (ApplyError, OSError) as error:
             SYNC_ERRORS.inc()
-            self.health.last_error = str(error)
+            self.health.mark_failure(str(error))
             log.error("sync failed; the next one is a full sync: %s", error)
             return
         if result.full:
             self.last_full = time.monotonic()
-        self.health.last_success = time.monotonic()
+        self.health.mark_success()
         SYNC_SECONDS.labels("full" if result.full else "partial").observe(result.seconds)
         RULES.set(result.rules)
         log.info(

@@ -236,8 +236,8 @@ def _endpoint_chain(port: ServicePort, endpoint: Endpoint, note: str) -> list[Ru
         sticky = f"-m recent --set --name {chain} --mask 255.255.255.255 --rsource "
     return [
         f"-s {endpoint.ip}/32 {note}-j {MARK_MASQ}",
-        f"-p {port.protocol} {note}{sticky}-m {port.protocol} "
-        f"-j DNAT --to-destination {endpoint.ip}:{endpoint.port}",
+        # `-p` alone lets DNAT rewrite the port (a `-m tcp` would only cost blob bytes).
+        f"-p {port.protocol} {note}{sticky}-j DNAT --to-destination {endpoint.ip}:{endpoint.port}",
     ]
 
 

@@ -1,0 +1,1 @@
+"""Bosun's cluster DNS: names for Services, from the apiserver's Services and Endpoints."""
