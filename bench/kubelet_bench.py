@@ -86,6 +86,8 @@ def start_kubelet(target: str, node: str, root: Path, log: Path) -> subprocess.P
             PAUSE,
             "--root-dir",
             str(root),
+            "--port",
+            "0",
             "--metrics-port",
             "0",
             "--log-level",
@@ -107,12 +109,16 @@ def bench_pod(name: str, node: str) -> core_pb2.Pod:
     return pod
 
 
-async def pod_starts(target: str, node: str, count: int) -> list[float]:
+async def pod_starts(
+    target: str, node: str, count: int, kubelet: subprocess.Popen[bytes]
+) -> list[float]:
     async with Client(target, timeout=60, tracing=False) as api:
         while True:  # the kubelet registers its node before it runs pods
             nodes = await api.nodes.list()
             if any(n.metadata.name == node for n in nodes.items):
                 break
+            if kubelet.poll() is not None:
+                raise RuntimeError("the kubelet exited before registering its node (see its log)")
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.0)  # and starts its pod informer right after
         listed = await api.pods.list(namespace="default")
@@ -168,7 +174,7 @@ def main() -> None:
             kubelet = start_kubelet(
                 f"127.0.0.1:{port}", node, Path(tmp) / "kubelet", Path(tmp) / "kubelet.log"
             )
-            pods = asyncio.run(pod_starts(f"127.0.0.1:{port}", node, args.pods))
+            pods = asyncio.run(pod_starts(f"127.0.0.1:{port}", node, args.pods, kubelet))
             results = {
                 "pods": args.pods,
                 "pod_start_p50_ms": percentile(pods, 0.5),

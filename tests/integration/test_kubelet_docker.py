@@ -734,13 +734,28 @@ async def test_a_dead_sandbox_is_recreated_with_the_pods_containers(
     assert sorted(r.state for r in sandboxes) == ["exited", "running"]
 
 
+async def test_active_deadline_fails_the_pod_and_stops_its_containers(
+    start_kubelet: KubeletFactory, client: Client
+) -> None:
+    kubelet = await start_kubelet()
+    pod = make_pod("deadline", kubelet.config.node_name, sh("app", "exec sleep 3600"))
+    pod.spec.active_deadline_seconds = 2
+    pod.spec.termination_grace_period_seconds = 0
+    await client.pods.create(pod)
+    pod = await wait_for(
+        client, "deadline", lambda p: p.status.phase == "Failed", what="Failed", timeout=15
+    )
+    assert pod.status.reason == "DeadlineExceeded"
+    assert not [r for r in await kubelet.runtime.list_containers() if r.state == "running"]
+
+
 # ------------------------------------------------------------------ the kubelet's gRPC service
 
 
 async def test_kubelet_service_streams_logs_runs_exec_and_reports_stats(
     start_kubelet: KubeletFactory, client: Client
 ) -> None:
-    kubelet = await start_kubelet(listen="127.0.0.1:0")
+    kubelet = await start_kubelet(listen=":0")  # the node IP (127.0.0.1 here), any port
     node = await client.nodes.get(kubelet.config.node_name)
     assert node.status.daemon_endpoints.kubelet_endpoint.port == kubelet.port
     container = sh("app", "i=0; while :; do i=$((i+1)); echo line-$i; sleep 0.2; done")

@@ -270,3 +270,25 @@ async def test_status_write_is_skipped_when_nothing_changed(world: World) -> Non
     await worker.sync()
     await worker.sync()
     assert len(world.pods.statuses) == writes
+
+
+async def test_active_deadline_stops_the_containers_and_fails_the_pod(world: World) -> None:
+    pod = make_pod("app")
+    pod.spec.active_deadline_seconds = 30
+    worker = world.worker(pod)
+    await worker.sync()
+    assert world.status.phase == "Running"
+    app_id = world.runtime.by_name("app")[0].id
+    started = core_pb2.Pod()
+    started.CopyFrom(pod)
+    started.status.CopyFrom(world.status)
+    started.status.start_time.FromSeconds(int(time.time()) - 31)
+    worker.update(started)
+    await worker.sync()
+    assert world.runtime.containers[app_id].state == "exited"
+    assert (world.status.phase, world.status.reason) == ("Failed", "DeadlineExceeded")
+    assert "DeadlineExceeded" in world.recorder.reasons()
+    writes = len(world.pods.statuses)
+    await worker.sync()  # nothing restarts and nothing more is written
+    assert len(world.pods.statuses) == writes
+    assert len(world.runtime.by_name("app")) == 1

@@ -233,7 +233,12 @@ class PodWorker:
             reverse=True,
         )
         sandbox = sandboxes[0] if sandboxes else None
-        terminal = pod.status.phase in TERMINAL_PHASES
+        # Terminal as written by this worker, even before the informer shows it.
+        written = self._last_status.phase if self._last_status is not None else ""
+        terminal = pod.status.phase in TERMINAL_PHASES or written in TERMINAL_PHASES
+        if not terminal and self._past_deadline(pod):
+            await self._fail_for_deadline(pod, records)
+            return False
         if terminal:
             # Nothing restarts in a finished pod; its sandbox is no longer needed.
             if sandbox is not None and sandbox.state == "running":
@@ -267,6 +272,39 @@ class PodWorker:
         await self._write_status(pod, records, pod_ip)
         await self._collect_garbage(records)
         return False
+
+    def _past_deadline(self, pod: core_pb2.Pod) -> bool:
+        """activeDeadlineSeconds, counted from the pod's startTime, has run out."""
+        if not pod.spec.HasField("active_deadline_seconds"):
+            return False
+        started = (
+            pod.status.start_time.ToNanoseconds() / 1e9
+            if pod.status.HasField("start_time")
+            else self._start_time
+        )
+        remaining = started + pod.spec.active_deadline_seconds - time.time()
+        if remaining > 0:
+            self._after(remaining)
+            return False
+        return True
+
+    async def _fail_for_deadline(
+        self, pod: core_pb2.Pod, records: Sequence[ContainerRecord]
+    ) -> None:
+        """Kubernetes' DeadlineExceeded: stop every container, then report the pod Failed."""
+        message = "Pod was active on the node longer than the specified deadline"
+        self.ctx.recorder.record(pod, "Normal", "DeadlineExceeded", message)
+        await self._stop_probes(keep=set())
+        grace = grace_seconds(pod, self.ctx.settings.default_grace_seconds)
+        running = [r for r in records if r.state == "running" and r.labels.get(L.KIND) != "sandbox"]
+        await asyncio.gather(
+            *(self.ctx.runtime.stop_container(r.id, grace_seconds=grace) for r in running)
+        )
+        records = await self.ctx.runtime.list_containers(pod_uid=self.uid)
+        sandbox_ip = next((r.ip for r in records if r.labels.get(L.KIND) == "sandbox" and r.ip), "")
+        await self._write_status(
+            pod, records, pod.status.pod_ip or sandbox_ip, failed=("DeadlineExceeded", message)
+        )
 
     async def _new_sandbox(
         self,
@@ -660,8 +698,14 @@ class PodWorker:
         return views
 
     async def _write_status(
-        self, pod: core_pb2.Pod, records: Sequence[ContainerRecord], pod_ip: str
+        self,
+        pod: core_pb2.Pod,
+        records: Sequence[ContainerRecord],
+        pod_ip: str,
+        *,
+        failed: tuple[str, str] | None = None,
     ) -> None:
+        """Write the observed status (`failed`: (reason, message) that end the pod Failed)."""
         status = compute_status(
             pod,
             init_views=self._views(pod, records, "init"),
@@ -671,6 +715,14 @@ class PodWorker:
             start_time=self._start_time,
             now=time.time(),
         )
+        if failed is not None:
+            status.phase = "Failed"
+            status.reason, status.message = failed
+            for condition in status.conditions:
+                if condition.type in ("ContainersReady", "Ready") and condition.status == "True":
+                    condition.status = "False"
+                    condition.reason = "PodFailed"
+                    condition.last_transition_time.GetCurrentTime()
         if status == pod.status or status == self._last_status:
             return
         update = core_pb2.Pod()

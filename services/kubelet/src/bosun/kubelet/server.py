@@ -186,12 +186,12 @@ class DockerKubelet:
                 KubeletService(self.runtime, node_name=self.config.node_name), server
             )
             add_health_and_reflection(server, [SERVICE_NAME])
-            self.port = bind(
-                server,
-                self.config.listen,
-                tls_cert=self.config.tls_cert,
-                tls_key=self.config.tls_key,
-            )
+            config = self.config
+            # ":port" binds the node's InternalIP, where the apiserver dials the kubelet.
+            address = config.listen
+            if address.startswith(":"):
+                address = f"{self.node_ip}{address}"
+            self.port = bind(server, address, tls_cert=config.tls_cert, tls_key=config.tls_key)
             await server.start()
             self.server = server
             self.agent.config.kubelet_port = self.port
