@@ -26,9 +26,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import docker
 from apiserver_bench import percentile, report, rss_mb, start_apiserver, wait_for_port
 
-import docker
 from bosun.api.v1 import core_pb2
 from bosun.common.client import Client
 from bosun.common.localetcd import LocalEtcd, free_port

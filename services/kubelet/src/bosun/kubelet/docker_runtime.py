@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
+import docker
 import docker.errors
 
-import docker
 from bosun.kubelet import labels as L
 from bosun.kubelet.runtime import (
     ContainerRecord,
