@@ -17,7 +17,7 @@ CLUSTER_FLAGS ?=
 PYTEST_FLAGS ?=
 BENCH_FLAGS ?=
 
-MYPY_PATHS := libs/common/src/bosun/common services/apiserver/src/bosun/apiserver cli/src/bosun/cli services/kubelet/src/bosun/kubelet services/scheduler/src/bosun/scheduler services/controller-manager/src/bosun/controllermanager
+MYPY_PATHS := libs/common/src/bosun/common services/apiserver/src/bosun/apiserver cli/src/bosun/cli services/kubelet/src/bosun/kubelet services/scheduler/src/bosun/scheduler services/controller-manager/src/bosun/controllermanager services/kube-proxy/src/bosun/proxy services/dns/src/bosun/dns
 # The compose v2 plugin when present, else Debian's docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_DOWN_FLAGS ?=

@@ -65,9 +65,13 @@ class LocalCluster:
         return result.stdout
 
     def local(self, command: str, *args: str) -> Result:
+        # etcd and the apiserver only: the other components listen on fixed ports, which
+        # would collide with a cluster that `make up` runs on the same machine.
+        only = ["--only", "etcd", "--only", "apiserver"]
         return self.bosunctl(
-            "local", "--state-dir", str(self.state_dir), *self.ports, command, *args, timeout=120
-        )
+            "local", "--state-dir", str(self.state_dir), *self.ports, *only, command, *args,
+            timeout=120,
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import click
 
 from bosun.cli.config import Context, save_config
 from bosun.cli.errors import CliError
-from bosun.cli.localcluster.components import COMPONENTS, Component, Settings
+from bosun.cli.localcluster.components import COMPONENTS, Component, Settings, kubelet_runtime
 from bosun.cli.localcluster.supervisor import (
     ClusterError,
     display_path,
@@ -122,9 +122,10 @@ def _next_steps(settings: Settings, config_file: str) -> str:
     data = display_path(settings.etcd_data_dir)
     return f"""
 bosunctl now uses the context "{CONTEXT_NAME}" (in {config_file}). Try:
-  bosunctl get namespaces
-  bosunctl apply -f <manifest.yaml>
-  bosunctl get pods -A
+  bosunctl get nodes
+  bosunctl apply -f <manifest.yaml>  # a Deployment, a Service, …
+  bosunctl get pods -A -o wide
+  dig @127.0.0.1 -p {settings.dns_port} <service>.<namespace>.svc.cluster.local
   bosunctl local status            # this table again
   bosunctl local logs -f           # follow every component's log
   curl -s http://127.0.0.1:{settings.metrics_port}/metrics | head
@@ -139,7 +140,12 @@ def up(ctx: click.Context) -> None:
     """Start what is not running, wait until each is healthy, write the bosunctl context."""
     settings, components = _settings(ctx), _components(ctx)
     try:
-        for component in components:
+        for component in list(components):
+            reason = component.unavailable(settings)
+            if reason is not None and running_pid(component, settings) is None:
+                click.echo(f"{component.name}: skipped: {reason}", err=True)
+                components.remove(component)
+                continue
             pid = running_pid(component, settings)
             process = None
             if pid is not None:
@@ -149,6 +155,9 @@ def up(ctx: click.Context) -> None:
                 process = start(component, settings)
                 verb = "was dead, restarted" if was_dead else "started"
                 click.echo(f"{component.name}: {verb} (pid {process.pid}), waiting until healthy")
+                if component.name == "kubelet":
+                    runtime, why = kubelet_runtime()
+                    click.echo(f"kubelet: {runtime} runtime" + (f" ({why})" if why else ""))
             took = wait_healthy(component, settings, process)
             if process is not None:
                 click.echo(f"{component.name}: healthy after {took:.1f}s")
@@ -179,11 +188,12 @@ def down(ctx: click.Context, grace: float) -> None:
 @local.command("status")
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Show each component as up, unhealthy or down; exit 1 unless all are up."""
+    """Show each component as up, unhealthy, down or skipped; exit 1 unless all that can run
+    are up."""
     settings, components = _settings(ctx), _components(ctx)
     rows = status_rows(settings, components)
     _print_status(settings, components)
-    if any(row.state != "up" for row in rows):
+    if any(row.state not in ("up", "skipped") for row in rows):
         ctx.exit(1)
 
 

@@ -202,7 +202,7 @@ def stop(component: Component, settings: Settings, grace: float) -> str:
 @dataclass(frozen=True)
 class StatusRow:
     component: str
-    state: str  # up, unhealthy or down
+    state: str  # up, unhealthy, down, or skipped (it cannot run on this machine)
     pid: int | None
     address: str
     log: str
@@ -212,7 +212,10 @@ def status_rows(settings: Settings, components: Sequence[Component]) -> list[Sta
     rows = []
     for component in components:
         pid = running_pid(component, settings)
-        state = "down" if pid is None else "up" if component.healthy(settings) else "unhealthy"
+        if pid is None:
+            state = "skipped" if component.unavailable(settings) else "down"
+        else:
+            state = "up" if component.healthy(settings) else "unhealthy"
         rows.append(
             StatusRow(
                 component.name,
