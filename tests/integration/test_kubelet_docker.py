@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from bosun.api.kubelet.v1 import kubelet_pb2, kubelet_pb2_grpc
 from bosun.api.v1 import core_pb2
@@ -218,6 +219,9 @@ async def test_two_containers_share_localhost_and_one_pod_ip(
     start_kubelet: KubeletFactory, client: Client
 ) -> None:
     kubelet = await start_kubelet()
+    starts_before = (
+        REGISTRY.get_sample_value("bosun_kubelet_container_starts_total", {"kind": "app"}) or 0.0
+    )
     server = sh(
         "web",
         "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 8080 -h /www",
@@ -239,6 +243,9 @@ async def test_two_containers_share_localhost_and_one_pod_ip(
     assert pod.status.pod_ip != "127.0.0.1"
     assert pod.status.host_ip == "127.0.0.1"
     assert condition(pod, "Ready") == "True"
+    starts = REGISTRY.get_sample_value("bosun_kubelet_container_starts_total", {"kind": "app"})
+    assert starts == starts_before + 2
+    assert (REGISTRY.get_sample_value("bosun_kubelet_pod_start_duration_seconds_count") or 0) >= 1
 
     async def fetched() -> bool:
         return "hello-from-web" in logs_of(kubelet, status_of(pod, "fetch").container_id)

@@ -28,6 +28,7 @@ from bosun.api.v1 import core_pb2
 from bosun.common.client import Client
 from bosun.common.informer import Informer
 from bosun.kubelet import labels as L
+from bosun.kubelet import metrics
 from bosun.kubelet.context import KubeletContext
 from bosun.kubelet.podworker import PodWorker
 
@@ -46,6 +47,7 @@ class PodWorkers:
         if worker is None or worker.finished.is_set():
             worker = PodWorker(self.ctx, uid, pod)
             self.workers[uid] = worker
+            metrics.RUNNING_PODS.set(len(self.workers))
             worker.start()
             asyncio.get_running_loop().create_task(self._reap(uid, worker))
         else:
@@ -55,6 +57,7 @@ class PodWorkers:
         await worker.finished.wait()
         if self.workers.get(uid) is worker:
             del self.workers[uid]
+            metrics.RUNNING_PODS.set(len(self.workers))
 
     def wake_namespace(self, namespace: str) -> None:
         for worker in self.workers.values():

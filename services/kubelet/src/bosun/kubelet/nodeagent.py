@@ -29,6 +29,7 @@ from typing import Any
 
 from bosun.api.v1 import coordination_pb2, core_pb2, meta_pb2
 from bosun.common.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
+from bosun.kubelet import metrics
 from bosun.kubelet.status import timestamp
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,9 @@ class NodeAgent:
         try:
             self.lease = await self._leases.update(update)
             self.heartbeats += 1
-        except (ConflictError, NotFoundError):
+            metrics.HEARTBEATS.labels(result="ok").inc()
+        except ApiError:
+            metrics.HEARTBEATS.labels(result="error").inc()
             self.lease = None  # re-read (or re-create) on the next tick, which comes soon
             raise
 

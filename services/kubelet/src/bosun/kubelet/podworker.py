@@ -31,6 +31,7 @@ from bosun.api.v1 import core_pb2
 from bosun.common.errors import ApiError, NotFoundError, PreconditionError
 from bosun.common.quantity import milli_value, value
 from bosun.kubelet import labels as L
+from bosun.kubelet import metrics
 from bosun.kubelet.context import KubeletContext
 from bosun.kubelet.envvars import EnvError, container_env
 from bosun.kubelet.probes import ProbeOutcome, ProbeType, ProbeWorker, run_probe
@@ -157,6 +158,9 @@ class PodWorker:
         # Pull-backoff key → when its last pull failed (the backoff clock's time).
         self._pull_failed_at: dict[str, float] = {}
         self._start_time = time.time()
+        self._seen_at = time.monotonic()
+        # Adopted pods (already running when first seen) are not counted as starts.
+        self._start_observed = pod is not None and pod.status.phase == "Running"
         self.finished = asyncio.Event()
 
     # ---------------------------------------------------------------------------- driving
@@ -186,6 +190,7 @@ class PodWorker:
             while True:
                 await self._wait()
                 self._next_sync = None
+                started = time.monotonic()
                 try:
                     if await self.sync():
                         return
@@ -194,8 +199,11 @@ class PodWorker:
                     raise
                 except Exception:
                     failures += 1
+                    metrics.SYNC_ERRORS.inc()
                     log.exception("pod %s: sync failed", self._describe())
                     self._after(min(30.0, 0.5 * 2**failures))
+                finally:
+                    metrics.SYNC_SECONDS.observe(time.monotonic() - started)
         finally:
             self.finished.set()
 
@@ -528,6 +536,7 @@ class PodWorker:
             self._after(backoff.window(key) or 1.0)
             return True
         self._waiting.pop(container.name, None)
+        metrics.CONTAINER_STARTS.labels(kind=kind).inc()
         self.ctx.recorder.record(pod, "Normal", "Created", f"Created container {container.name}")
         self.ctx.recorder.record(pod, "Normal", "Started", f"Started container {container.name}")
         return True
@@ -736,6 +745,13 @@ class PodWorker:
         except NotFoundError:
             return  # deleted meanwhile: the informer's event will terminate the worker
         self._last_status = status
+        if (
+            not self._start_observed
+            and status.phase == "Running"
+            and all(c.state.HasField("running") for c in status.container_statuses)
+        ):
+            self._start_observed = True
+            metrics.POD_START_SECONDS.observe(time.monotonic() - self._seen_at)
         if self.pod is not None and self.pod.metadata.uid == written.metadata.uid:
             self.pod = written
 
