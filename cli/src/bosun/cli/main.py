@@ -10,6 +10,7 @@ from bosun.cli.commands.config import config
 from bosun.cli.commands.delete import delete
 from bosun.cli.commands.describe import describe
 from bosun.cli.commands.events import events
+from bosun.cli.commands.expose import expose
 from bosun.cli.commands.get import get
 from bosun.cli.commands.info import api_resources, client_version, version
 from bosun.cli.commands.label import annotate, label
@@ -78,6 +79,7 @@ for command in (
     version,
     config,
     local,
+    expose,
     logs,
     exec_,
     top,
