@@ -23,7 +23,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 COMPOSE_DOWN_FLAGS ?=
 CLUSTER := $(VENV)/bin/bosunctl local --state-dir .bosun $(CLUSTER_FLAGS)
 
-.PHONY: help install proto proto-check lint test up down status logs bench-apiserver clean \
+.PHONY: help install proto proto-check lint test up down status logs bench-apiserver bench-proxy clean \
 	base-image images compose-up compose-down bench-kubelet bench-nodes bench-scheduler
 
 help: ## Show this list of targets (the default)
@@ -101,6 +101,9 @@ bench-nodes: $(VENV_PY) ## 1,000 simulated nodes, 30,000 pods against one apiser
 
 bench-scheduler: $(VENV_PY) ## Scheduler pods/s vs the raw Bind ceiling, 500 and 5,000 nodes (bench/results/scheduler.json)
 	$(VENV_PY) bench/scheduler_bench.py $(BENCH_FLAGS)
+
+bench-proxy: $(VENV_PY) ## kube-proxy sync vs iptables-restore, 1k/5k/10k services, as root (bench/results/proxy.json)
+	$(VENV_PY) bench/proxy_bench.py $(BENCH_FLAGS)
 
 clean: ## Stop the local cluster, delete .bosun/ (etcd data, logs) and caches; keeps .venv
 	@if [ -x $(VENV_PY) ]; then $(CLUSTER) down; fi
