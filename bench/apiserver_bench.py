@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -28,7 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +346,32 @@ def print_table(
     Console().print(table)
 
 
+@dataclass(frozen=True)
+class Cluster:
+    etcd: LocalEtcd
+    apiserver: subprocess.Popen[bytes]
+    target: str
+    # A scratch directory (logs, data) removed with the cluster.
+    tmp: Path
+
+
+@contextlib.contextmanager
+def private_cluster() -> Iterator[Cluster]:
+    """A fresh etcd and `bosun-apiserver` on free ports, stopped and deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bosun-bench-") as tmp:
+        etcd = LocalEtcd(Path(tmp) / "etcd", log_path=Path(tmp) / "etcd.log")
+        etcd.start()
+        port = free_port()
+        proc = start_apiserver(etcd, port, Path(tmp) / "apiserver.log")
+        try:
+            wait_for_port(port)
+            yield Cluster(etcd, proc, f"127.0.0.1:{port}", Path(tmp))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            etcd.stop()
+
+
 def report(
     results: dict[str, Any],
     args: argparse.Namespace,
@@ -382,18 +410,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bosun-bench-") as tmp:
-        etcd = LocalEtcd(Path(tmp) / "etcd", log_path=Path(tmp) / "etcd.log")
-        etcd.start()
-        port = free_port()
-        proc = start_apiserver(etcd, port, Path(tmp) / "apiserver.log")
-        try:
-            wait_for_port(port)
-            results = asyncio.run(run(args, etcd, proc.pid, f"127.0.0.1:{port}"))
-        finally:
-            proc.terminate()
-            proc.wait(10)
-            etcd.stop()
+    with private_cluster() as cluster:
+        results = asyncio.run(run(args, cluster.etcd, cluster.apiserver.pid, cluster.target))
     report(results, args)
 
 

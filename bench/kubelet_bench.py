@@ -20,18 +20,21 @@ import argparse
 import asyncio
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import docker
-from apiserver_bench import percentile, report, rss_mb, start_apiserver, wait_for_port
+from apiserver_bench import (
+    percentile,
+    private_cluster,
+    report,
+    rss_mb,
+)
 
 from bosun.api.v1 import core_pb2
 from bosun.common.client import Client
-from bosun.common.localetcd import LocalEtcd, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "kubelet.json"
@@ -63,7 +66,7 @@ def docker_runs(count: int) -> list[float]:
 
 
 def remove_labelled(engine: Any, *filters: str) -> None:
-    query = {}
+    query: dict[str, list[str]] = {}
     for item in filters:
         key, _, value = item.partition("=")
         query.setdefault(key, []).append(value)
@@ -161,20 +164,14 @@ def main() -> None:
     args = parser.parse_args()
     subprocess.run([str(ROOT / "services/kubelet/images/build.sh"), TAG], check=True)
     node = f"bench-{uuid.uuid4().hex[:6]}"
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bosun-bench-") as tmp:
-        etcd = LocalEtcd(Path(tmp) / "etcd", log_path=Path(tmp) / "etcd.log")
-        etcd.start()
-        port = free_port()
-        apiserver = start_apiserver(etcd, port, Path(tmp) / "apiserver.log")
-        kubelet = None
-        try:
-            wait_for_port(port)
+    kubelet = None
+    try:
+        with private_cluster() as cluster:
             docker_run = docker_runs(args.pods)
             kubelet = start_kubelet(
-                f"127.0.0.1:{port}", node, Path(tmp) / "kubelet", Path(tmp) / "kubelet.log"
+                cluster.target, node, cluster.tmp / "kubelet", cluster.tmp / "kubelet.log"
             )
-            pods = asyncio.run(pod_starts(f"127.0.0.1:{port}", node, args.pods, kubelet))
+            pods = asyncio.run(pod_starts(cluster.target, node, args.pods, kubelet))
             results = {
                 "pods": args.pods,
                 "pod_start_p50_ms": percentile(pods, 0.5),
@@ -184,16 +181,14 @@ def main() -> None:
                 "ratio_p50": percentile(pods, 0.5) / percentile(docker_run, 0.5),
                 "kubelet_rss_mb": rss_mb(kubelet.pid),
             }
-        finally:
-            if kubelet is not None:
-                kubelet.terminate()
-                kubelet.wait(10)
-            apiserver.terminate()
-            apiserver.wait(10)
-            etcd.stop()
-            engine = docker.from_env(timeout=120)
-            remove_labelled(engine, f"label=io.bosun.node={node}")
-            engine.close()
+            kubelet.terminate()
+            kubelet.wait(10)
+    finally:
+        if kubelet is not None and kubelet.poll() is None:
+            kubelet.kill()
+        engine = docker.from_env(timeout=120)
+        remove_labelled(engine, f"label=io.bosun.node={node}")
+        engine.close()
     report(results, args, title="bosun kubelet benchmark: pod startup vs docker run")
 
 

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,16 +31,14 @@ from typing import Any
 from apiserver_bench import (
     closed_loop,
     percentile,
+    private_cluster,
     report,
     rss_mb,
-    start_apiserver,
-    wait_for_port,
 )
 
 from bosun.api.v1 import core_pb2
 from bosun.common import testing
 from bosun.common.client import Client
-from bosun.common.localetcd import LocalEtcd, free_port
 
 RESULTS = Path(__file__).parent / "results" / "nodes.json"
 LEASE_INTERVAL = 10.0
@@ -194,19 +191,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bosun-bench-") as tmp:
-        etcd = LocalEtcd(Path(tmp) / "etcd", log_path=Path(tmp) / "etcd.log")
-        etcd.start()
-        port = free_port()
-        apiserver = start_apiserver(etcd, port, Path(tmp) / "apiserver.log")
-        try:
-            wait_for_port(port)
-            results = asyncio.run(run(args, f"127.0.0.1:{port}", Path(tmp)))
-            results["apiserver_rss_mb"] = rss_mb(apiserver.pid)
-        finally:
-            apiserver.terminate()
-            apiserver.wait(10)
-            etcd.stop()
+    with private_cluster() as cluster:
+        results = asyncio.run(run(args, cluster.target, cluster.tmp))
+        results["apiserver_rss_mb"] = rss_mb(cluster.apiserver.pid)
     report(results, args, title="bosun simulated nodes benchmark")
 
 
