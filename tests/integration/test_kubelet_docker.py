@@ -914,3 +914,34 @@ async def test_bosunctl_logs_follow_exec_and_top(
     code, _, err = await asyncio.to_thread(bosunctl, "logs", "absent", *server)
     assert code == 1
     assert "Error from server (NotFound)" in err
+
+
+async def test_kubelet_rides_out_an_apiserver_restart(
+    start_kubelet: KubeletFactory, client: Client, apiserver: Any, start_apiserver: Any
+) -> None:
+    kubelet = await start_kubelet()
+    pod = make_pod("steady", kubelet.config.node_name, sh("app", "exec sleep 3600"))
+    # Not 0: with a grace period the apiserver only marks the pod, and the kubelet removes it.
+    pod.spec.termination_grace_period_seconds = 1
+    await client.pods.create(pod)
+    pod = await wait_for(client, "steady", running, what="Running")
+    container_id = status_of(pod, "app").container_id
+    port = apiserver.port
+    await apiserver.stop(0)
+    await asyncio.sleep(2)  # heartbeats and watches fail meanwhile; containers keep running
+    await start_apiserver(listen=f"127.0.0.1:{port}")
+    lease = await client.leases.get(kubelet.config.node_name, namespace="kube-node-lease")
+    renewed = lease.spec.renew_time.ToNanoseconds()
+    await client.pods.delete("steady")  # the kubelet must see this through its resumed watch
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            await client.pods.get("steady")
+        except NotFoundError:
+            break
+        assert time.monotonic() < deadline, "the kubelet never finished the deletion"
+        await asyncio.sleep(0.2)
+    lease = await client.leases.get(kubelet.config.node_name, namespace="kube-node-lease")
+    assert lease.spec.renew_time.ToNanoseconds() > renewed  # heartbeats resumed
+    remaining = {r.id for r in await kubelet.runtime.list_containers()}
+    assert container_id.removeprefix("docker://") not in remaining
