@@ -360,3 +360,35 @@ def test_topology_spread_rejects_nodes_without_the_key_as_unresolvable() -> None
         "node(s) didn't match pod topology spread constraints (missing required label)",
     )
     assert status.code is StatusCode.UNSCHEDULABLE_AND_UNRESOLVABLE
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        pytest.param(None, {"a", "b"}, id="no selector: the pod's own namespace only"),
+        pytest.param({}, {"b"}, id="empty selector: every namespace"),
+        pytest.param({"team": "web"}, {"b"}, id="selector matching the other namespace"),
+        pytest.param({"team": "db"}, {"a", "b"}, id="selector matching nothing"),
+    ],
+)
+def test_anti_affinity_namespace_selector(
+    selector: dict[str, str] | None, expected: set[str]
+) -> None:
+    cache = make_cache(
+        [make_node("a"), make_node("b")],
+        [make_pod("w", namespace="frontend", labels={"app": "web"}, node_name="a")],
+    )
+    frontend = core_pb2.Namespace()
+    frontend.metadata.name = "frontend"
+    frontend.metadata.labels["team"] = "web"
+    cache.set_namespace(frontend)
+    pod = make_pod("p", namespace="default", labels={"app": "web"})
+    anti = pod.spec.affinity.pod_anti_affinity
+    term = anti.required_during_scheduling_ignored_during_execution.add(
+        topology_key="kubernetes.io/hostname"
+    )
+    term.label_selector.match_labels["app"] = "web"
+    if selector is not None:
+        term.namespace_selector.SetInParent()
+        term.namespace_selector.match_labels.update(selector)
+    assert _passing(filter_nodes(InterPodAffinity(), pod, cache)) == expected

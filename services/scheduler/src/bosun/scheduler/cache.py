@@ -118,6 +118,8 @@ class SchedulerCache:
         self.prefer_no_schedule: BoolArray = np.zeros(0, dtype=np.bool_)
         # image name → {slot: size in bytes} of the nodes that have it (ImageLocality).
         self.image_slots: dict[str, dict[int, int]] = {}
+        # Namespace labels by name, for pod affinity terms' namespaceSelector.
+        self.namespace_labels: dict[str, dict[str, str]] = {}
         # Preemptors waiting for their victims to go: node name → {pod key: PodInfo}.
         self.nominated: dict[str, dict[str, PodInfo]] = {}
         self._nominated_node: dict[str, str] = {}
@@ -346,6 +348,14 @@ class SchedulerCache:
         finally:
             for info, node in removed:
                 self._add(info, node)
+
+    # ------------------------------------------------------------------ namespaces
+
+    def set_namespace(self, namespace: core_pb2.Namespace) -> None:
+        self.namespace_labels[namespace.metadata.name] = dict(namespace.metadata.labels)
+
+    def remove_namespace(self, name: str) -> None:
+        self.namespace_labels.pop(name, None)
 
     # ------------------------------------------------------------------ nominations
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bosun.api.v1 import core_pb2
@@ -59,14 +60,18 @@ class AffinityTerm:
             weight=weight,
         )
 
-    def matches(self, pod: PodInfo) -> bool:
-        """True when `pod` is one this term selects. A namespaceSelector is treated as
-        "every namespace" when it is empty and, lacking namespace labels here, as
-        matching no extra namespace otherwise."""
-        if pod.namespace not in self.namespaces and not (
-            self.namespace_selector is not None and self.namespace_selector.is_empty
-        ):
-            return False
+    def matches(
+        self, pod: PodInfo, namespace_labels: Mapping[str, Mapping[str, str]] | None = None
+    ) -> bool:
+        """True when `pod` is one this term selects: in one of `namespaces`, or in a namespace
+        whose labels (`namespace_labels`, by name) the namespaceSelector matches — an empty
+        namespaceSelector matches every namespace — and carrying the labels `selector` asks."""
+        if pod.namespace not in self.namespaces:
+            if self.namespace_selector is None:
+                return False
+            labels = (namespace_labels or {}).get(pod.namespace, {})
+            if not self.namespace_selector.matches(labels):
+                return False
         return self.selector is not None and self.selector.matches(pod.labels)
 
 

@@ -5,6 +5,7 @@
 
 Data flow (client-go shape: informer handlers only update the cache or the queue):
 
+* namespaces informer → namespace labels in the cache (pod affinity's namespaceSelector).
 * nodes informer → cache nodes; a node added, or changed in spec/labels/allocatable, moves the
   unschedulable pods back to the active queue.
 * one pods informer (not finished pods), split by its handlers as kube-scheduler's are:
@@ -113,6 +114,7 @@ class Scheduler:
             EventRecorder(sink, component=self.config.scheduler_name) if events else None
         )
         self.nodes: Informer[core_pb2.Node] = Informer(client.nodes)
+        self.namespaces: Informer[core_pb2.Namespace] = Informer(client.namespaces)
         self.pods: Informer[core_pb2.Pod] = Informer(client.pods, field_selector=_FINISHED)
         self._bind_slots = asyncio.Semaphore(max_binds_in_flight)
         self._binds_in_flight = 0
@@ -128,6 +130,11 @@ class Scheduler:
         self.pods.add_handler(
             on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
         )
+        self.namespaces.add_handler(
+            on_add=self.cache.set_namespace,
+            on_update=lambda old, new: self._namespace_changed(new),
+            on_delete=lambda namespace: self.cache.remove_namespace(namespace.metadata.name),
+        )
 
     def _node_added(self, node: core_pb2.Node) -> None:
         self.cache.add_node(node)
@@ -140,6 +147,12 @@ class Scheduler:
 
     def _node_deleted(self, node: core_pb2.Node) -> None:
         self.cache.remove_node(node.metadata.name)
+
+    def _namespace_changed(self, namespace: core_pb2.Namespace) -> None:
+        labels = dict(namespace.metadata.labels)
+        if self.cache.namespace_labels.get(namespace.metadata.name) != labels:
+            self.cache.set_namespace(namespace)
+            self.queue.move_all()  # a namespaceSelector may match (or stop matching) now
 
     def _ours(self, pod: core_pb2.Pod) -> bool:
         return pod.spec.scheduler_name == self.config.scheduler_name
@@ -203,7 +216,7 @@ class Scheduler:
         """Sync the informers, then schedule until cancelled."""
         if self.recorder is not None:
             self.recorder.start()
-        informers = (self.nodes, self.pods)
+        informers = (self.namespaces, self.nodes, self.pods)
         for informer in informers:
             informer.start()
         try:

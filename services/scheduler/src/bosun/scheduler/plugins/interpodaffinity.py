@@ -71,6 +71,7 @@ class InterPodAffinity:
     name = NAME
 
     def pre_filter(self, state: CycleState, pod: PodInfo, cache: SchedulerCache) -> Status:
+        namespaces = cache.namespace_labels
         existing = cache.pods_with_affinity
         if not (pod.preferred_affinity or pod.preferred_anti_affinity) and not any(
             p.preferred_affinity or p.preferred_anti_affinity for p in existing.values()
@@ -88,7 +89,7 @@ class InterPodAffinity:
             if node is None:
                 continue
             for term in other.required_anti_affinity:
-                if term.matches(pod):
+                if term.matches(pod, namespaces):
                     domain = _domain(node, term.topology_key)
                     if domain is not None:
                         result.existing_anti_affinity.add(domain)
@@ -96,14 +97,16 @@ class InterPodAffinity:
             for other, node in _pods_with_nodes(cache):
                 for index, term in enumerate(pod.required_affinity):
                     domain = _domain(node, term.topology_key)
-                    if domain is not None and term.matches(other):
+                    if domain is not None and term.matches(other, namespaces):
                         result.affinity[index].add(domain)
                 for term in pod.required_anti_affinity:
                     domain = _domain(node, term.topology_key)
-                    if domain is not None and term.matches(other):
+                    if domain is not None and term.matches(other, namespaces):
                         result.anti_affinity.add(domain)
         result.affinity_matches_nobody = all(not found for found in result.affinity)
-        result.pod_matches_own_affinity = all(t.matches(pod) for t in pod.required_affinity)
+        result.pod_matches_own_affinity = all(
+            t.matches(pod, namespaces) for t in pod.required_affinity
+        )
         state[NAME] = result
         return SUCCESS
 
@@ -146,13 +149,14 @@ class InterPodAffinity:
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slots: IntArray
     ) -> FloatArray:
         weights: Counter[Domain] = Counter()
+        namespaces = cache.namespace_labels
 
         def add(
             terms: tuple[AffinityTerm, ...], target: PodInfo, node: NodeInfo, sign: int
         ) -> None:
             for term in terms:
                 domain = _domain(node, term.topology_key)
-                if domain is not None and term.matches(target):
+                if domain is not None and term.matches(target, namespaces):
                     weights[domain] += sign * term.weight
 
         mine = pod.preferred_affinity or pod.preferred_anti_affinity
