@@ -260,3 +260,17 @@ def test_preemptor_waits_while_its_victims_terminate() -> None:
     result, status = framework.run_post_filter(state, info, cache, caught.value.diagnosis)
     assert result is None
     assert "terminating" in status.reasons[0]
+
+
+def test_preemption_resolves_anti_affinity_by_evicting_the_conflicting_pod() -> None:
+    nodes = [make_node("a", cpu="4")]
+    pods = [make_pod("rival", cpu="100m", priority=1, labels={"app": "web"}, node_name="a")]
+    pod = make_pod("vip", cpu="100m", priority=10, labels={"app": "web"})
+    anti = pod.spec.affinity.pod_anti_affinity
+    term = anti.required_during_scheduling_ignored_during_execution.add(
+        topology_key="kubernetes.io/hostname"
+    )
+    term.label_selector.match_labels["app"] = "web"
+    result = _preempt(pods, nodes, pod)
+    assert result is not None
+    assert [v.key for v in result.victims] == ["default/rival"]

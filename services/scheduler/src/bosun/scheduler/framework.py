@@ -174,11 +174,9 @@ class PostFilterResult:
 
 
 class FilterRunner(Protocol):
-    """What PostFilter may ask of the framework: run the filters on one node (what-ifs)."""
+    """What PostFilter may ask of the framework: would the pod fit this node (what-ifs)?"""
 
-    def filter_one(
-        self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slot: int
-    ) -> bool: ...
+    def fits_on(self, pod: PodInfo, cache: SchedulerCache, slot: int) -> bool: ...
 
 
 @runtime_checkable

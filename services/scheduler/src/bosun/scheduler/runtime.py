@@ -126,8 +126,13 @@ class Framework:
                 statuses[node.name] = status.with_plugin(plugin.name)
         return Diagnosis(total_nodes=total, node_statuses=statuses)
 
-    def filter_one(self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slot: int) -> bool:
-        """Whether `pod` passes every (not skipped) filter on one node (for preemption)."""
+    def fits_on(self, pod: PodInfo, cache: SchedulerCache, slot: int) -> bool:
+        """Whether `pod` passes PreFilter and every filter on one node, as the cache is now
+        (preemption's what-ifs: PreFilter runs again, so topology spread counts and pod
+        affinity domains reflect the pods the what-if removed)."""
+        state = CycleState()
+        if not self.run_pre_filter(state, pod, cache).is_success:
+            return False
         feasible, _ = self.find_feasible(state, pod, cache, np.array([slot], dtype=np.intp))
         return feasible.size == 1
 

@@ -19,9 +19,10 @@ A preemptor already nominated to a node where lower-priority pods are still term
 not preempt again: it waits for them (Kubernetes' PodEligibleToPreemptOthers). Pods with
 `preemptionPolicy: Never` never preempt.
 
-The cache's what-if removal is synchronous (see cache.without_pods); PreFilter data computed
-for the failed cycle (topology spread counts, pod affinity domains) is reused as is, so victims
-only "free" resources and host ports in the what-if, not topology or affinity conflicts.
+The cache's what-if removal is synchronous (see cache.without_pods), and each what-if runs
+PreFilter again, so evicting a pod resolves resources and host ports as well as pod
+anti-affinity and topology spread conflicts (Kubernetes' AddPod/RemovePod extensions, by
+recomputation).
 """
 
 from __future__ import annotations
@@ -130,12 +131,12 @@ class DefaultPreemption:
         if not lower:
             return None
         with cache.without_pods([p.key for p in lower]):
-            if not framework.filter_one(state, pod, cache, node.slot):
+            if not framework.fits_on(pod, cache, node.slot):
                 return None
         victims = list(lower)
         for candidate in lower:
             remaining = [v.key for v in victims if v is not candidate]
             with cache.without_pods(remaining):
-                if framework.filter_one(state, pod, cache, node.slot):
+                if framework.fits_on(pod, cache, node.slot):
                     victims.remove(candidate)
         return victims
