@@ -945,3 +945,54 @@ async def test_kubelet_rides_out_an_apiserver_restart(
     assert lease.spec.renew_time.ToNanoseconds() > renewed  # heartbeats resumed
     remaining = {r.id for r in await kubelet.runtime.list_containers()}
     assert container_id.removeprefix("docker://") not in remaining
+
+
+async def test_claim_bound_to_a_host_path_volume_is_mounted(
+    start_kubelet: KubeletFactory, client: Client, tmp_path: Path
+) -> None:
+    kubelet = await start_kubelet()
+    disk = tmp_path / "disk"
+    pvc = core_pb2.PersistentVolumeClaim(api_version="v1", kind="PersistentVolumeClaim")
+    pvc.metadata.name, pvc.metadata.namespace = "data", "default"
+    pvc.spec.access_modes.append("ReadWriteOnce")
+    pvc.spec.resources.requests["storage"] = "1Gi"
+    pvc = await client.resource("PersistentVolumeClaim").create(pvc)
+    container = sh(
+        "app",
+        "echo persisted > /data/file; exec sleep 3600",
+        volume_mounts=[core_pb2.VolumeMount(name="vol", mount_path="/data")],
+    )
+    pod = make_pod("claimant", kubelet.config.node_name, container)
+    pod.spec.volumes.add(
+        name="vol",
+        persistent_volume_claim=core_pb2.PersistentVolumeClaimVolumeSource(claim_name="data"),
+    )
+    await client.pods.create(pod)
+    # Unbound: the pod waits, saying why.
+    await wait_for(
+        client,
+        "claimant",
+        lambda p: (
+            bool(p.status.container_statuses)
+            and "is not bound" in status_of(p, "app").state.waiting.message
+        ),
+        what="waiting for the claim",
+    )
+    # Bind it (what the PV binder does): the volume names the claim, the claim the volume.
+    pv = core_pb2.PersistentVolume(api_version="v1", kind="PersistentVolume")
+    pv.metadata.name = f"pv-{kubelet.config.node_name}"
+    pv.spec.capacity["storage"] = "1Gi"
+    pv.spec.access_modes.append("ReadWriteOnce")
+    pv.spec.host_path.path = str(disk)
+    pv.spec.host_path.type = "DirectoryOrCreate"
+    pv.spec.claim_ref.namespace, pv.spec.claim_ref.name = "default", "data"
+    pv.spec.claim_ref.uid = pvc.metadata.uid
+    await client.resource("PersistentVolume").create(pv)
+    pvc.spec.volume_name = pv.metadata.name
+    await client.resource("PersistentVolumeClaim").update(pvc)
+    await wait_for(client, "claimant", running, what="Running once bound")
+    deadline = time.monotonic() + 10
+    while not (disk / "file").exists():
+        assert time.monotonic() < deadline, "the container's write never reached the volume"
+        await asyncio.sleep(0.1)
+    assert (disk / "file").read_text() == "persisted\n"

@@ -90,6 +90,23 @@ def endpoints() -> core_pb2.Endpoints:
     return obj
 
 
+def persistent_volume() -> core_pb2.PersistentVolume:
+    obj = core_pb2.PersistentVolume(api_version="v1", kind="PersistentVolume")
+    obj.metadata.name = "pv-1"
+    obj.spec.capacity["storage"] = "1Gi"
+    obj.spec.access_modes.append("ReadWriteOnce")
+    obj.spec.host_path.path = "/srv/pv-1"
+    return obj
+
+
+def persistent_volume_claim() -> core_pb2.PersistentVolumeClaim:
+    obj = core_pb2.PersistentVolumeClaim(api_version="v1", kind="PersistentVolumeClaim")
+    obj.metadata.name, obj.metadata.namespace = "data", "default"
+    obj.spec.access_modes.append("ReadWriteOnce")
+    obj.spec.resources.requests["storage"] = "1Gi"
+    return obj
+
+
 VALID: dict[str, Callable[[], Message]] = {
     "Pod": pod,
     "Deployment": deployment,
@@ -103,6 +120,8 @@ VALID: dict[str, Callable[[], Message]] = {
     "Event": event,
     "ServiceAccount": service_account,
     "Endpoints": endpoints,
+    "PersistentVolume": persistent_volume,
+    "PersistentVolumeClaim": persistent_volume_claim,
 }
 
 

@@ -292,3 +292,17 @@ async def test_active_deadline_stops_the_containers_and_fails_the_pod(world: Wor
     await worker.sync()  # nothing restarts and nothing more is written
     assert len(world.pods.statuses) == writes
     assert len(world.runtime.by_name("app")) == 1
+
+
+async def test_a_volume_that_cannot_be_set_up_keeps_the_pod_creating(world: World) -> None:
+    pod = make_pod("app")
+    pod.spec.volumes.add(name="cfg", config_map=core_pb2.ConfigMapVolumeSource(name="absent"))
+    worker = world.worker(pod)
+    await worker.sync()
+    await worker.sync()
+    status = world.app()
+    assert status.state.waiting.reason == "ContainerCreating"
+    assert 'configmap "absent" not found' in status.state.waiting.message
+    assert world.status.phase == "Pending"
+    assert world.recorder.reasons().count("FailedMount") == 1  # not once per sync
+    assert not world.runtime.by_name("app")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,3 +132,59 @@ def test_mounts_resolve_volume_names_read_only_and_sub_paths(tmp_path: Path) -> 
             core_pb2.Container(volume_mounts=[core_pb2.VolumeMount(name="x", mount_path="/x")]),
             sources,
         )
+
+
+def claim_and_volume(
+    tmp_path: Path, *, bound: bool = True, claimed_by: str = "claim-uid"
+) -> VolumeManager:
+    pvc = core_pb2.PersistentVolumeClaim()
+    pvc.metadata.name, pvc.metadata.namespace, pvc.metadata.uid = "data", "default", "claim-uid"
+    if bound:
+        pvc.spec.volume_name = "pv-1"
+    pv = core_pb2.PersistentVolume()
+    pv.metadata.name = "pv-1"
+    pv.spec.host_path.path = str(tmp_path / "disk")
+    pv.spec.host_path.type = "DirectoryOrCreate"
+    pv.spec.claim_ref.uid = claimed_by
+    pv.spec.claim_ref.namespace, pv.spec.claim_ref.name = "default", "data"
+    return VolumeManager(
+        tmp_path / "root",
+        FakeRuntime(),
+        node="n",
+        config_map=lambda ns, n: None,
+        secret=lambda ns, n: None,
+        claim=lambda ns, n: pvc if (ns, n) == ("default", "data") else None,
+        volume=lambda ns, n: pv if n == "pv-1" else None,
+    )
+
+
+def claim_pod(name: str = "data", *, read_only: bool = False) -> core_pb2.Pod:
+    pod = core_pb2.Pod()
+    pod.metadata.uid, pod.metadata.namespace = "u", "default"
+    pod.spec.volumes.add(
+        name="vol",
+        persistent_volume_claim=core_pb2.PersistentVolumeClaimVolumeSource(
+            claim_name=name, read_only=read_only
+        ),
+    )
+    return pod
+
+
+async def test_a_bound_claim_mounts_its_volumes_host_path(tmp_path: Path) -> None:
+    sources = await claim_and_volume(tmp_path).prepare(claim_pod(read_only=True))
+    assert sources["vol"] == Mount(str(tmp_path / "disk"), "", read_only=True)
+
+
+@pytest.mark.parametrize(
+    ("manager_args", "claim", "message"),
+    [
+        ({}, "other", 'persistentvolumeclaim "other" not found'),
+        ({"bound": False}, "data", 'persistentvolumeclaim "data" is not bound'),
+        ({"claimed_by": "someone-else"}, "data", "bound to another claim"),
+    ],
+)
+async def test_claims_that_cannot_be_mounted(
+    tmp_path: Path, manager_args: dict[str, Any], claim: str, message: str
+) -> None:
+    with pytest.raises(VolumeError, match=message):
+        await claim_and_volume(tmp_path, **manager_args).prepare(claim_pod(claim))

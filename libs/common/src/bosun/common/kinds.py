@@ -77,6 +77,26 @@ _ALL: tuple[KindInfo, ...] = (
         True,
         ("deploy",),
     ),
+    KindInfo(
+        "PersistentVolume",
+        "v1",
+        "persistentvolumes",
+        "persistent_volume",
+        core_pb2.PersistentVolume,
+        False,
+        True,
+        ("pv",),
+    ),
+    KindInfo(
+        "PersistentVolumeClaim",
+        "v1",
+        "persistentvolumeclaims",
+        "persistent_volume_claim",
+        core_pb2.PersistentVolumeClaim,
+        True,
+        True,
+        ("pvc",),
+    ),
 )
 
 KINDS: dict[str, KindInfo] = {info.kind: info for info in _ALL}

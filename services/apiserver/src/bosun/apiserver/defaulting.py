@@ -182,7 +182,27 @@ def _default_event(obj: Any) -> None:
         event.type = "Normal"
 
 
+def _default_persistent_volume(obj: Any) -> None:
+    pv: core_pb2.PersistentVolume = obj
+    if not pv.spec.persistent_volume_reclaim_policy:
+        pv.spec.persistent_volume_reclaim_policy = "Retain"
+    if not pv.spec.volume_mode:
+        pv.spec.volume_mode = "Filesystem"
+    if not pv.status.phase:
+        pv.status.phase = "Pending"
+
+
+def _default_persistent_volume_claim(obj: Any) -> None:
+    pvc: core_pb2.PersistentVolumeClaim = obj
+    if not pvc.spec.volume_mode:
+        pvc.spec.volume_mode = "Filesystem"
+    if not pvc.status.phase:
+        pvc.status.phase = "Pending"
+
+
 _DEFAULTERS = {
+    "PersistentVolume": _default_persistent_volume,
+    "PersistentVolumeClaim": _default_persistent_volume_claim,
     "Pod": _default_pod,
     "ReplicaSet": _default_replica_set,
     "Deployment": _default_deployment,

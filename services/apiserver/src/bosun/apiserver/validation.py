@@ -1267,7 +1267,68 @@ def _validate_service_account(obj: Any) -> Errors:
     return errs
 
 
+_ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+_VOLUME_MODES = ("Filesystem", "Block")
+
+
+def _access_modes(errs: Errors, path: str, modes: Iterable[str]) -> None:
+    listed = list(modes)
+    if not listed:
+        errs.append(FieldError.required(path))
+    for index, mode in enumerate(listed):
+        if mode not in _ACCESS_MODES:
+            errs.append(FieldError.not_supported(f"{path}[{index}]", mode, _ACCESS_MODES))
+
+
+def _validate_persistent_volume(obj: Any) -> Errors:
+    pv: core_pb2.PersistentVolume = obj
+    errs: Errors = []
+    spec = pv.spec
+    if "storage" not in spec.capacity:
+        errs.append(FieldError.required("spec.capacity[storage]"))
+    for name, text in spec.capacity.items():
+        _quantity(errs, f"spec.capacity[{name}]", text)
+    _access_modes(errs, "spec.accessModes", spec.access_modes)
+    if not spec.HasField("host_path"):
+        errs.append(FieldError.required("spec.hostPath", "must specify a volume type (hostPath)"))
+    elif not spec.host_path.path.startswith("/"):
+        errs.append(
+            FieldError.invalid("spec.hostPath.path", spec.host_path.path, "must be absolute")
+        )
+    policies = ("Retain", "Delete", "Recycle")
+    # Empty fields are filled by defaulting (Retain, Filesystem) before storage.
+    if spec.persistent_volume_reclaim_policy not in ("", *policies):
+        errs.append(
+            FieldError.not_supported(
+                "spec.persistentVolumeReclaimPolicy",
+                spec.persistent_volume_reclaim_policy,
+                policies,
+            )
+        )
+    if spec.volume_mode not in ("", *_VOLUME_MODES):
+        errs.append(FieldError.not_supported("spec.volumeMode", spec.volume_mode, _VOLUME_MODES))
+    return errs
+
+
+def _validate_persistent_volume_claim(obj: Any) -> Errors:
+    pvc: core_pb2.PersistentVolumeClaim = obj
+    errs: Errors = []
+    spec = pvc.spec
+    _access_modes(errs, "spec.accessModes", spec.access_modes)
+    if "storage" not in spec.resources.requests:
+        errs.append(FieldError.required("spec.resources.requests[storage]"))
+    for name, text in spec.resources.requests.items():
+        _quantity(errs, f"spec.resources.requests[{name}]", text)
+    if spec.HasField("selector"):
+        _label_selector(errs, "spec.selector", spec.selector)
+    if spec.volume_mode not in ("", *_VOLUME_MODES):
+        errs.append(FieldError.not_supported("spec.volumeMode", spec.volume_mode, _VOLUME_MODES))
+    return errs
+
+
 _VALIDATORS: dict[str, Callable[[Any], Errors]] = {
+    "PersistentVolume": _validate_persistent_volume,
+    "PersistentVolumeClaim": _validate_persistent_volume_claim,
     "Pod": _validate_pod,
     "ReplicaSet": _validate_replica_set,
     "Deployment": _validate_deployment,

@@ -6,9 +6,10 @@ Wiring:
   the process. Its handlers only hand the latest object to the pod's worker (keyed by uid, so a
   pod deleted and re-created under the same name gets a new worker and never the old
   containers).
-* ConfigMaps, Secrets, Services: informers whose stores answer the workers' lookups without a
-  round trip; a change to a ConfigMap or Secret wakes the workers of its namespace, which
-  re-project volumes (atomically, only when the content changed).
+* ConfigMaps, Secrets, Services, PersistentVolumeClaims and PersistentVolumes: informers whose
+  stores answer the workers' lookups without a round trip; a change to a ConfigMap, Secret or
+  claim wakes the workers of its namespace (a PersistentVolume: all workers), which re-project
+  volumes (atomically, only when the content changed) or mount a claim that became bound.
 * Housekeeping, after the pod informer has synced and then every `housekeeping_interval`:
   containers in the runtime whose pod uid has no worker and is not a pod of this node (the pod
   was deleted while the kubelet was down) get a worker with no pod, which stops and removes
@@ -59,6 +60,10 @@ class PodWorkers:
             del self.workers[uid]
             metrics.RUNNING_PODS.set(len(self.workers))
 
+    def wake_all(self) -> None:
+        for worker in self.workers.values():
+            worker.wake()
+
     def wake_namespace(self, namespace: str) -> None:
         for worker in self.workers.values():
             if worker.pod is not None and worker.pod.metadata.namespace == namespace:
@@ -86,6 +91,8 @@ class Kubelet:
         config_maps: Informer[core_pb2.ConfigMap],
         secrets: Informer[core_pb2.Secret],
         services: Informer[core_pb2.Service],
+        claims: Informer[core_pb2.PersistentVolumeClaim] | None = None,
+        volumes: Informer[core_pb2.PersistentVolume] | None = None,
         housekeeping_interval: float = 10.0,
     ) -> None:
         self.ctx = ctx
@@ -94,6 +101,8 @@ class Kubelet:
         self.config_maps = config_maps
         self.secrets = secrets
         self.services = services
+        self.claims = claims
+        self.volumes = volumes
         self.housekeeping_interval = housekeeping_interval
         self.workers = PodWorkers(ctx)
         self._task: asyncio.Task[None] | None = None
@@ -107,6 +116,10 @@ class Kubelet:
         config_maps: Informer[core_pb2.ConfigMap] = Informer(client.config_maps)
         secrets: Informer[core_pb2.Secret] = Informer(client.secrets)
         services: Informer[core_pb2.Service] = Informer(client.services)
+        claims: Informer[core_pb2.PersistentVolumeClaim] = Informer(
+            client.resource("PersistentVolumeClaim")
+        )
+        volumes: Informer[core_pb2.PersistentVolume] = Informer(client.resource("PersistentVolume"))
 
         def services_in(namespace: str) -> Iterable[core_pb2.Service]:
             return services.store.list(namespace)
@@ -115,6 +128,8 @@ class Kubelet:
             config_map=store_lookup(config_maps),
             secret=store_lookup(secrets),
             services=services_in,
+            claim=store_lookup(claims),
+            volume=store_lookup(volumes),
         )
         return cls(
             ctx,
@@ -123,18 +138,31 @@ class Kubelet:
             config_maps=config_maps,
             secrets=secrets,
             services=services,
+            claims=claims,
+            volumes=volumes,
             **kwargs,
         )
 
+    def _sources(self) -> list[Informer[Any]]:
+        found: list[Informer[Any]] = [self.config_maps, self.secrets, self.services]
+        return found + [i for i in (self.claims, self.volumes) if i is not None]
+
     async def start(self) -> None:
-        for informer in (self.config_maps, self.secrets, self.services):
+        for informer in self._sources():
             informer.start()
-        for informer in (self.config_maps, self.secrets, self.services):
+        for informer in self._sources():
             await informer.wait_for_sync()
-        for source in (self.config_maps, self.secrets):
+        for source in (self.config_maps, self.secrets, self.claims):
+            if source is None:
+                continue
             source.add_handler(
                 on_update=lambda old, new: self.workers.wake_namespace(new.metadata.namespace),
                 on_add=lambda obj: self.workers.wake_namespace(obj.metadata.namespace),
+            )
+        if self.volumes is not None:  # a PersistentVolume concerns pods of any namespace
+            self.volumes.add_handler(
+                on_update=lambda old, new: self.workers.wake_all(),
+                on_add=lambda obj: self.workers.wake_all(),
             )
         self.pods.add_handler(
             on_add=lambda pod: self.workers.update(pod.metadata.uid, pod),
@@ -151,7 +179,7 @@ class Kubelet:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for informer in (self.pods, self.config_maps, self.secrets, self.services):
+        for informer in [self.pods, *self._sources()]:
             await informer.stop()
         await self.workers.stop()
 

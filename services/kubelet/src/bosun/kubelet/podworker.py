@@ -268,8 +268,13 @@ class PodWorker:
         try:
             sources = await self.ctx.volumes.prepare(pod)
         except VolumeError as error:
-            for container in [*pod.spec.init_containers, *pod.spec.containers]:
-                self._waiting[container.name] = ("CreateContainerConfigError", str(error))
+            # As Kubernetes: the pod stays ContainerCreating and a FailedMount event says why.
+            waiting = ("ContainerCreating", f"MountVolume.SetUp failed: {error}")
+            containers = [c.name for c in [*pod.spec.init_containers, *pod.spec.containers]]
+            if any(self._waiting.get(name) != waiting for name in containers):
+                self.ctx.recorder.record(pod, "Warning", "FailedMount", waiting[1])
+            for name in containers:
+                self._waiting[name] = waiting
             self._after(2.0)
             await self._write_status(pod, records, pod_ip)
             return False

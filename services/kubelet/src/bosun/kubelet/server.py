@@ -96,6 +96,8 @@ class DockerKubelet:
                 node=config.node_name,
                 config_map=lookups["config_map"],
                 secret=lookups["secret"],
+                claim=lookups.pop("claim"),
+                volume=lookups.pop("volume"),
             )
             return KubeletContext(
                 node_name=config.node_name,

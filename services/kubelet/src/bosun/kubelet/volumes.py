@@ -6,6 +6,9 @@ Layout under the kubelet's root directory (`--root-dir`):
     pods/<pod uid>/volumes/config-map/<volume>    projected ConfigMap keys
     pods/<pod uid>/volumes/secret/<volume>        projected Secret keys (mode 0644 by default)
 
+`persistentVolumeClaim` is followed to its bound PersistentVolume (`spec.volumeName`, whose
+`claimRef` must name this claim) and that volume's hostPath is bind-mounted.
+
 `emptyDir` with `medium: Memory` is a Docker volume of type tmpfs (labelled with the pod uid),
 shared by the pod's containers and gone with the pod. `hostPath` is bind-mounted as is (the
 `type` checks of Kubernetes are applied).
@@ -41,6 +44,9 @@ class VolumeError(Exception):
 
 ConfigMapLookup = Callable[[str, str], core_pb2.ConfigMap | None]
 SecretLookup = Callable[[str, str], core_pb2.Secret | None]
+ClaimLookup = Callable[[str, str], core_pb2.PersistentVolumeClaim | None]
+# PersistentVolumes are cluster-scoped: called with namespace "".
+VolumeLookup = Callable[[str, str], core_pb2.PersistentVolume | None]
 
 DATA_LINK = "..data"
 
@@ -132,12 +138,16 @@ class VolumeManager:
         node: str,
         config_map: ConfigMapLookup,
         secret: SecretLookup,
+        claim: ClaimLookup = lambda namespace, name: None,
+        volume: VolumeLookup = lambda namespace, name: None,
     ) -> None:
         self.root = root
         self.runtime = runtime
         self.node = node
         self._config_map = config_map
         self._secret = secret
+        self._claim = claim
+        self._volume = volume
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / "pods" / uid
@@ -203,12 +213,34 @@ class VolumeManager:
                 project_files(path, files)
                 sources[volume.name] = Mount(str(path), "", read_only=True)
             elif volume.HasField("persistent_volume_claim"):
-                raise VolumeError(
-                    f"volume {volume.name!r}: persistentVolumeClaim is not supported yet"
-                )
+                claim = volume.persistent_volume_claim
+                path_ = self._claimed_path(pod.metadata.namespace, claim.claim_name)
+                sources[volume.name] = Mount(path_, "", read_only=claim.read_only)
             else:
                 raise VolumeError(f"volume {volume.name!r} has no supported source")
         return sources
+
+    def _claimed_path(self, namespace: str, claim_name: str) -> str:
+        """The host path behind a claim: claim → bound PersistentVolume → its hostPath."""
+        claim = self._claim(namespace, claim_name)
+        if claim is None:
+            raise VolumeError(f'persistentvolumeclaim "{claim_name}" not found')
+        if not claim.spec.volume_name:
+            raise VolumeError(f'persistentvolumeclaim "{claim_name}" is not bound')
+        volume = self._volume("", claim.spec.volume_name)
+        if volume is None:
+            raise VolumeError(f'persistentvolume "{claim.spec.volume_name}" not found')
+        bound_to = volume.spec.claim_ref
+        if bound_to.uid and bound_to.uid != claim.metadata.uid:
+            raise VolumeError(
+                f'persistentvolume "{volume.metadata.name}" is bound to another claim'
+                f" ({bound_to.namespace}/{bound_to.name})"
+            )
+        if not volume.spec.HasField("host_path"):
+            raise VolumeError(
+                f'persistentvolume "{volume.metadata.name}": only hostPath volumes are supported'
+            )
+        return self._host_path(volume.spec.host_path)
 
     @staticmethod
     def _host_path(source: core_pb2.HostPathVolumeSource) -> str:

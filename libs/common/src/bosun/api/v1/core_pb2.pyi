@@ -2722,3 +2722,258 @@ class Endpoints(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Endpoints: _TypeAlias = Endpoints  # noqa: Y015
+
+@_typing.final
+class PersistentVolumeSpec(_message.Message):
+    """---------------------------------------------------------------- PersistentVolume, PersistentVolumeClaim"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CapacityEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    ACCESS_MODES_FIELD_NUMBER: _builtins.int
+    CLAIM_REF_FIELD_NUMBER: _builtins.int
+    PERSISTENT_VOLUME_RECLAIM_POLICY_FIELD_NUMBER: _builtins.int
+    STORAGE_CLASS_NAME_FIELD_NUMBER: _builtins.int
+    MOUNT_OPTIONS_FIELD_NUMBER: _builtins.int
+    VOLUME_MODE_FIELD_NUMBER: _builtins.int
+    HOST_PATH_FIELD_NUMBER: _builtins.int
+    persistent_volume_reclaim_policy: _builtins.str
+    """Retain (default), Delete or Recycle."""
+    storage_class_name: _builtins.str
+    volume_mode: _builtins.str
+    """Filesystem (default) or Block."""
+    @_builtins.property
+    def capacity(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def access_modes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ReadWriteOnce, ReadOnlyMany, ReadWriteMany, ReadWriteOncePod."""
+
+    @_builtins.property
+    def claim_ref(self) -> _meta_pb2.ObjectReference: ...
+    @_builtins.property
+    def mount_options(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def host_path(self) -> Global___HostPathVolumeSource:
+        """The volume source; hostPath is the one Bosun supports."""
+
+    def __init__(
+        self,
+        *,
+        capacity: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        access_modes: _abc.Iterable[_builtins.str] | None = ...,
+        claim_ref: _meta_pb2.ObjectReference | None = ...,
+        persistent_volume_reclaim_policy: _builtins.str = ...,
+        storage_class_name: _builtins.str = ...,
+        mount_options: _abc.Iterable[_builtins.str] | None = ...,
+        volume_mode: _builtins.str = ...,
+        host_path: Global___HostPathVolumeSource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim_ref", b"claim_ref", "host_path", b"host_path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_modes", b"access_modes", "capacity", b"capacity", "claim_ref", b"claim_ref", "host_path", b"host_path", "mount_options", b"mount_options", "persistent_volume_reclaim_policy", b"persistent_volume_reclaim_policy", "storage_class_name", b"storage_class_name", "volume_mode", b"volume_mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersistentVolumeSpec: _TypeAlias = PersistentVolumeSpec  # noqa: Y015
+
+@_typing.final
+class PersistentVolumeStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    phase: _builtins.str
+    """Pending, Available, Bound, Released or Failed."""
+    message: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        phase: _builtins.str = ...,
+        message: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "phase", b"phase", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersistentVolumeStatus: _TypeAlias = PersistentVolumeStatus  # noqa: Y015
+
+@_typing.final
+class PersistentVolume(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    api_version: _builtins.str
+    kind: _builtins.str
+    @_builtins.property
+    def metadata(self) -> _meta_pb2.ObjectMeta: ...
+    @_builtins.property
+    def spec(self) -> Global___PersistentVolumeSpec: ...
+    @_builtins.property
+    def status(self) -> Global___PersistentVolumeStatus: ...
+    def __init__(
+        self,
+        *,
+        api_version: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        metadata: _meta_pb2.ObjectMeta | None = ...,
+        spec: Global___PersistentVolumeSpec | None = ...,
+        status: Global___PersistentVolumeStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_version", b"api_version", "kind", b"kind", "metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersistentVolume: _TypeAlias = PersistentVolume  # noqa: Y015
+
+@_typing.final
+class PersistentVolumeClaimSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_MODES_FIELD_NUMBER: _builtins.int
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    VOLUME_NAME_FIELD_NUMBER: _builtins.int
+    STORAGE_CLASS_NAME_FIELD_NUMBER: _builtins.int
+    VOLUME_MODE_FIELD_NUMBER: _builtins.int
+    volume_name: _builtins.str
+    """The bound PersistentVolume's name."""
+    storage_class_name: _builtins.str
+    volume_mode: _builtins.str
+    @_builtins.property
+    def access_modes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def selector(self) -> _meta_pb2.LabelSelector: ...
+    @_builtins.property
+    def resources(self) -> Global___ResourceRequirements: ...
+    def __init__(
+        self,
+        *,
+        access_modes: _abc.Iterable[_builtins.str] | None = ...,
+        selector: _meta_pb2.LabelSelector | None = ...,
+        resources: Global___ResourceRequirements | None = ...,
+        volume_name: _builtins.str = ...,
+        storage_class_name: _builtins.str | None = ...,
+        volume_mode: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_storage_class_name", b"_storage_class_name", "resources", b"resources", "selector", b"selector", "storage_class_name", b"storage_class_name"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_storage_class_name", b"_storage_class_name", "access_modes", b"access_modes", "resources", b"resources", "selector", b"selector", "storage_class_name", b"storage_class_name", "volume_mode", b"volume_mode", "volume_name", b"volume_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__storage_class_name: _TypeAlias = _typing.Literal["storage_class_name"]  # noqa: Y015
+    _WhichOneofArgType__storage_class_name: _TypeAlias = _typing.Literal["_storage_class_name", b"_storage_class_name"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__storage_class_name) -> _WhichOneofReturnType__storage_class_name | None: ...
+
+Global___PersistentVolumeClaimSpec: _TypeAlias = PersistentVolumeClaimSpec  # noqa: Y015
+
+@_typing.final
+class PersistentVolumeClaimStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CapacityEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    ACCESS_MODES_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    phase: _builtins.str
+    """Pending, Bound or Lost."""
+    @_builtins.property
+    def access_modes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def capacity(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        phase: _builtins.str = ...,
+        access_modes: _abc.Iterable[_builtins.str] | None = ...,
+        capacity: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_modes", b"access_modes", "capacity", b"capacity", "phase", b"phase"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersistentVolumeClaimStatus: _TypeAlias = PersistentVolumeClaimStatus  # noqa: Y015
+
+@_typing.final
+class PersistentVolumeClaim(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    api_version: _builtins.str
+    kind: _builtins.str
+    @_builtins.property
+    def metadata(self) -> _meta_pb2.ObjectMeta: ...
+    @_builtins.property
+    def spec(self) -> Global___PersistentVolumeClaimSpec: ...
+    @_builtins.property
+    def status(self) -> Global___PersistentVolumeClaimStatus: ...
+    def __init__(
+        self,
+        *,
+        api_version: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        metadata: _meta_pb2.ObjectMeta | None = ...,
+        spec: Global___PersistentVolumeClaimSpec | None = ...,
+        status: Global___PersistentVolumeClaimStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_version", b"api_version", "kind", b"kind", "metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersistentVolumeClaim: _TypeAlias = PersistentVolumeClaim  # noqa: Y015

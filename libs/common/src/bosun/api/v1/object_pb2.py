@@ -27,7 +27,7 @@ from bosun.api.v1 import coordination_pb2 as bosun_dot_api_dot_v1_dot_coordinati
 from bosun.api.v1 import core_pb2 as bosun_dot_api_dot_v1_dot_core__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62osun/api/v1/object.proto\x12\x0c\x62osun.api.v1\x1a\x17\x62osun/api/v1/apps.proto\x1a\x1f\x62osun/api/v1/coordination.proto\x1a\x17\x62osun/api/v1/core.proto\"\x99\x04\n\x06Object\x12,\n\tnamespace\x18\x01 \x01(\x0b\x32\x17.bosun.api.v1.NamespaceH\x00\x12\"\n\x04node\x18\x02 \x01(\x0b\x32\x12.bosun.api.v1.NodeH\x00\x12 \n\x03pod\x18\x03 \x01(\x0b\x32\x11.bosun.api.v1.PodH\x00\x12$\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x13.bosun.api.v1.EventH\x00\x12$\n\x05lease\x18\x05 \x01(\x0b\x32\x13.bosun.api.v1.LeaseH\x00\x12-\n\nconfig_map\x18\x06 \x01(\x0b\x32\x17.bosun.api.v1.ConfigMapH\x00\x12&\n\x06secret\x18\x07 \x01(\x0b\x32\x14.bosun.api.v1.SecretH\x00\x12\x37\n\x0fservice_account\x18\x08 \x01(\x0b\x32\x1c.bosun.api.v1.ServiceAccountH\x00\x12(\n\x07service\x18\t \x01(\x0b\x32\x15.bosun.api.v1.ServiceH\x00\x12,\n\tendpoints\x18\n \x01(\x0b\x32\x17.bosun.api.v1.EndpointsH\x00\x12/\n\x0breplica_set\x18\x0b \x01(\x0b\x32\x18.bosun.api.v1.ReplicaSetH\x00\x12.\n\ndeployment\x18\x0c \x01(\x0b\x32\x18.bosun.api.v1.DeploymentH\x00\x42\x06\n\x04kindb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62osun/api/v1/object.proto\x12\x0c\x62osun.api.v1\x1a\x17\x62osun/api/v1/apps.proto\x1a\x1f\x62osun/api/v1/coordination.proto\x1a\x17\x62osun/api/v1/core.proto\"\x9e\x05\n\x06Object\x12,\n\tnamespace\x18\x01 \x01(\x0b\x32\x17.bosun.api.v1.NamespaceH\x00\x12\"\n\x04node\x18\x02 \x01(\x0b\x32\x12.bosun.api.v1.NodeH\x00\x12 \n\x03pod\x18\x03 \x01(\x0b\x32\x11.bosun.api.v1.PodH\x00\x12$\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x13.bosun.api.v1.EventH\x00\x12$\n\x05lease\x18\x05 \x01(\x0b\x32\x13.bosun.api.v1.LeaseH\x00\x12-\n\nconfig_map\x18\x06 \x01(\x0b\x32\x17.bosun.api.v1.ConfigMapH\x00\x12&\n\x06secret\x18\x07 \x01(\x0b\x32\x14.bosun.api.v1.SecretH\x00\x12\x37\n\x0fservice_account\x18\x08 \x01(\x0b\x32\x1c.bosun.api.v1.ServiceAccountH\x00\x12(\n\x07service\x18\t \x01(\x0b\x32\x15.bosun.api.v1.ServiceH\x00\x12,\n\tendpoints\x18\n \x01(\x0b\x32\x17.bosun.api.v1.EndpointsH\x00\x12/\n\x0breplica_set\x18\x0b \x01(\x0b\x32\x18.bosun.api.v1.ReplicaSetH\x00\x12.\n\ndeployment\x18\x0c \x01(\x0b\x32\x18.bosun.api.v1.DeploymentH\x00\x12;\n\x11persistent_volume\x18\r \x01(\x0b\x32\x1e.bosun.api.v1.PersistentVolumeH\x00\x12\x46\n\x17persistent_volume_claim\x18\x0e \x01(\x0b\x32#.bosun.api.v1.PersistentVolumeClaimH\x00\x42\x06\n\x04kindb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,5 +35,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bosun.api.v1.object_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OBJECT']._serialized_start=127
-  _globals['_OBJECT']._serialized_end=664
+  _globals['_OBJECT']._serialized_end=797
 # @@protoc_insertion_point(module_scope)

@@ -35,6 +35,8 @@ class Object(_message.Message):
     ENDPOINTS_FIELD_NUMBER: _builtins.int
     REPLICA_SET_FIELD_NUMBER: _builtins.int
     DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    PERSISTENT_VOLUME_FIELD_NUMBER: _builtins.int
+    PERSISTENT_VOLUME_CLAIM_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def namespace(self) -> _core_pb2.Namespace: ...
     @_builtins.property
@@ -59,6 +61,10 @@ class Object(_message.Message):
     def replica_set(self) -> _apps_pb2.ReplicaSet: ...
     @_builtins.property
     def deployment(self) -> _apps_pb2.Deployment: ...
+    @_builtins.property
+    def persistent_volume(self) -> _core_pb2.PersistentVolume: ...
+    @_builtins.property
+    def persistent_volume_claim(self) -> _core_pb2.PersistentVolumeClaim: ...
     def __init__(
         self,
         *,
@@ -74,12 +80,14 @@ class Object(_message.Message):
         endpoints: _core_pb2.Endpoints | None = ...,
         replica_set: _apps_pb2.ReplicaSet | None = ...,
         deployment: _apps_pb2.Deployment | None = ...,
+        persistent_volume: _core_pb2.PersistentVolume | None = ...,
+        persistent_volume_claim: _core_pb2.PersistentVolumeClaim | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "pod", b"pod", "replica_set", b"replica_set", "secret", b"secret", "service", b"service", "service_account", b"service_account"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "persistent_volume", b"persistent_volume", "persistent_volume_claim", b"persistent_volume_claim", "pod", b"pod", "replica_set", b"replica_set", "secret", b"secret", "service", b"service", "service_account", b"service_account"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "pod", b"pod", "replica_set", b"replica_set", "secret", b"secret", "service", b"service", "service_account", b"service_account"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "deployment", b"deployment", "endpoints", b"endpoints", "event", b"event", "kind", b"kind", "lease", b"lease", "namespace", b"namespace", "node", b"node", "persistent_volume", b"persistent_volume", "persistent_volume_claim", b"persistent_volume_claim", "pod", b"pod", "replica_set", b"replica_set", "secret", b"secret", "service", b"service", "service_account", b"service_account"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["namespace", "node", "pod", "event", "lease", "config_map", "secret", "service_account", "service", "endpoints", "replica_set", "deployment"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["namespace", "node", "pod", "event", "lease", "config_map", "secret", "service_account", "service", "endpoints", "replica_set", "deployment", "persistent_volume", "persistent_volume_claim"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
