@@ -86,7 +86,7 @@ class DefaultPreemption:
             if status.code is StatusCode.UNSCHEDULABLE
         ]
         for name in candidates[:MAX_CANDIDATES]:
-            victims = self._victims(state, pod, cache, name, framework)
+            victims = self._victims(pod, cache, name, framework)
             if victims is None:
                 continue
             rank = (
@@ -113,7 +113,7 @@ class DefaultPreemption:
 
     @staticmethod
     def _victims(
-        state: CycleState, pod: PodInfo, cache: SchedulerCache, name: str, framework: FilterRunner
+        pod: PodInfo, cache: SchedulerCache, name: str, framework: FilterRunner
     ) -> list[PodInfo] | None:
         node = cache.node(name)
         if node is None:
