@@ -30,7 +30,7 @@ from bosun.common.testing import (
     replica_set,
 )
 from bosun.controllermanager.context import Options
-from bosun.controllermanager.manager import LeaderElection, run
+from bosun.controllermanager.manager import LeaderElection, known_controllers, run
 from bosun.controllermanager.podutil import is_ready
 from bosun.controllermanager.testing import (
     PodStatusSimulator,
@@ -478,3 +478,31 @@ async def test_a_controller_manager_killed_mid_rollout_is_finished_by_its_succes
         follower.cancel()
     assert extremes["max_pods"] <= 12
     assert extremes["min_ready"] >= 10
+
+
+# ------------------------------------------------------------------------ every controller
+
+
+async def test_all_controllers_together_serve_a_deployment_behind_a_service(
+    client: Client,
+) -> None:
+    service = core_pb2.Service(api_version="v1", kind="Service")
+    service.metadata.name = "web"
+    service.metadata.namespace = "default"
+    service.spec.selector["app"] = "web"
+    service.spec.ports.add(name="http", port=80, target_port="8080", protocol="TCP")
+    async with running(client, known_controllers()), PodStatusSimulator(client):
+        await client.services.create(service)
+        await client.deployments.create(web())
+        await deployed(client, "web", 3)
+
+        async def endpoints_ready() -> bool:
+            try:
+                endpoints = await client.endpoints.get("web")
+            except NotFoundError:
+                return False
+            addresses = [a for subset in endpoints.subsets for a in subset.addresses]
+            return len(addresses) == 3
+
+        await until(endpoints_ready)
+        await until(lambda: _exists(client.service_accounts, "default", "default"))

@@ -31,6 +31,7 @@ def test_every_issue_controller_is_known() -> None:
         "serviceaccount",
         "podgc",
         "nodelifecycle",
+        "endpoints",
     }
 
 

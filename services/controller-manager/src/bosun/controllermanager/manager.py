@@ -31,6 +31,7 @@ ControllerFactory = Callable[[ControllerContext], Controller]
 def _registry() -> dict[str, ControllerFactory]:
     # Imported here so that each controller module stays importable on its own.
     from bosun.controllermanager.deployment.controller import DeploymentController
+    from bosun.controllermanager.endpoints import EndpointsController
     from bosun.controllermanager.garbagecollector import GarbageCollector
     from bosun.controllermanager.namespace import NamespaceController
     from bosun.controllermanager.nodelifecycle import NodeLifecycleController
@@ -46,6 +47,7 @@ def _registry() -> dict[str, ControllerFactory]:
         "serviceaccount": ServiceAccountController,
         "podgc": PodGarbageCollector,
         "nodelifecycle": NodeLifecycleController,
+        "endpoints": EndpointsController,
     }
 
 

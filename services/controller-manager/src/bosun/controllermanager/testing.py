@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class PodStatusSimulator:
-    """Marks pods Running/Ready and completes their graceful deletion.
+    """Marks pods Running/Ready (with a pod IP) and completes their graceful deletion.
 
     `node_name`: only pods bound to this node (None: every pod, bound or not).
     `paused`: while set, pods are left as they are (a node that stopped reporting).
@@ -37,6 +37,7 @@ class PodStatusSimulator:
         self.paused = False
         self._task: asyncio.Task[None] | None = None
         self._pending: asyncio.Queue[core_pb2.Pod] = asyncio.Queue()
+        self._next_ip = 0
 
     def _mine(self, pod: core_pb2.Pod) -> bool:
         return self.node_name is None or pod.spec.node_name == self.node_name
@@ -78,6 +79,10 @@ class PodStatusSimulator:
         now = datetime.now(UTC)
         updated.status.phase = "Running"
         updated.status.start_time.FromDatetime(now)
+        self._next_ip += 1
+        updated.status.pod_ip = f"10.244.{self._next_ip // 250}.{self._next_ip % 250 + 2}"
+        del updated.status.pod_ips[:]
+        updated.status.pod_ips.add(ip=updated.status.pod_ip)
         del updated.status.conditions[:]
         for kind in ("Initialized", "ContainersReady", "Ready"):
             condition = updated.status.conditions.add(type=kind, status="True")
