@@ -33,6 +33,7 @@ from bosun.controllermanager.context import Options
 from bosun.controllermanager.manager import LeaderElection, known_controllers, run
 from bosun.controllermanager.podutil import is_ready
 from bosun.controllermanager.testing import (
+    WORKLOAD_CONTROLLERS,
     PodStatusSimulator,
     running_controllers,
     set_image,
@@ -40,12 +41,6 @@ from bosun.controllermanager.testing import (
 )
 
 pytestmark = pytest.mark.integration
-
-WORKLOADS = ("replicaset", "deployment", "garbagecollector")
-
-
-def running(client: Client, controllers: Sequence[str] = WORKLOADS, **options: Any) -> Any:
-    return running_controllers(client, controllers, Options(**options))
 
 
 def web(*, replicas: int = 3, namespace: str = "default") -> apps_pb2.Deployment:
@@ -86,7 +81,7 @@ async def deployed(client: Client, name: str, replicas: int) -> None:
 
 
 async def test_background_delete_removes_replica_sets_and_pods(client: Client) -> None:
-    async with running(client), PodStatusSimulator(client):
+    async with running_controllers(client), PodStatusSimulator(client):
         await client.deployments.create(web())
         await deployed(client, "web", 3)
         result = await client.deployments.delete("web")
@@ -99,7 +94,7 @@ async def test_background_delete_removes_replica_sets_and_pods(client: Client) -
 
 
 async def test_foreground_delete_keeps_the_owner_until_dependents_are_gone(client: Client) -> None:
-    async with running(client), PodStatusSimulator(client):
+    async with running_controllers(client), PodStatusSimulator(client):
         await client.deployments.create(web())
         await deployed(client, "web", 3)
         listed = await client.deployments.list()
@@ -120,7 +115,7 @@ async def test_foreground_delete_keeps_the_owner_until_dependents_are_gone(clien
 
 
 async def test_orphan_delete_keeps_replica_sets_and_pods(client: Client) -> None:
-    async with running(client), PodStatusSimulator(client):
+    async with running_controllers(client), PodStatusSimulator(client):
         await client.deployments.create(web())
         await deployed(client, "web", 3)
         await client.deployments.delete("web", propagation_policy="Orphan")
@@ -155,7 +150,7 @@ async def test_dependent_of_a_missing_owner_is_collected(client: Client) -> None
         api_version="apps/v1", kind="ReplicaSet", name="real", uid=rs.metadata.uid
     )
     await client.config_maps.create(kept)
-    async with running(client, ("garbagecollector",)):
+    async with running_controllers(client, ("garbagecollector",)):
         await until(lambda: gone(client.config_maps, "orphan"))
         assert not await gone(client.config_maps, "kept")
 
@@ -164,8 +159,11 @@ async def test_dependent_of_a_missing_owner_is_collected(client: Client) -> None
 
 
 async def test_namespace_delete_empties_and_removes_the_namespace(client: Client) -> None:
-    controllers = (*WORKLOADS, "namespace", "serviceaccount")
-    async with running(client, controllers, namespace_resync=0.1), PodStatusSimulator(client):
+    controllers = (*WORKLOAD_CONTROLLERS, "namespace", "serviceaccount")
+    async with (
+        running_controllers(client, controllers, namespace_resync=0.1),
+        PodStatusSimulator(client),
+    ):
         await client.namespaces.create(namespace("team"))
         await client.deployments.create(web(namespace="team"))
         await client.config_maps.create(config_map("settings", namespace="team"))
@@ -185,7 +183,7 @@ async def test_namespace_delete_empties_and_removes_the_namespace(client: Client
 
 
 async def test_every_namespace_gets_a_default_service_account(client: Client) -> None:
-    async with running(client, ("serviceaccount",)):
+    async with running_controllers(client, ("serviceaccount",)):
         await client.namespaces.create(namespace("team"))
         await until(lambda: _exists(client.service_accounts, "default", "team"))
         await until(lambda: _exists(client.service_accounts, "default", "kube-system"))
@@ -212,7 +210,9 @@ async def test_pod_gc_removes_pods_of_deleted_nodes_and_excess_terminated_pods(
         done = await client.pods.create(pod(f"done-{index}"))
         done.status.phase = "Succeeded"
         await client.pods.update_status(done)
-    async with running(client, ("podgc",), pod_gc_period=0.1, terminated_pod_gc_threshold=2):
+    async with running_controllers(
+        client, ("podgc",), pod_gc_period=0.1, terminated_pod_gc_threshold=2
+    ):
 
         async def collected() -> bool:
             names = {p.metadata.name for p in (await client.pods.list()).items}
@@ -338,7 +338,7 @@ async def test_unreachable_node_is_tainted_and_its_pods_are_recreated_elsewhere(
     controllers = ("replicaset", "nodelifecycle")
     async with (
         Heartbeats(client, ["n1", "n2"]) as beats,
-        running(client, controllers, **options),
+        running_controllers(client, controllers, **options),
         PodStatusSimulator(client, node_name="n1") as kubelet1,
         PodStatusSimulator(client, node_name="n2"),
     ):
@@ -395,7 +395,7 @@ def _start_controller_manager(address: str, log: Path) -> subprocess.Popen[bytes
             "--apiserver",
             address,
             "--controllers",
-            ",".join(WORKLOADS),
+            ",".join(WORKLOAD_CONTROLLERS),
             "--health-address",
             "127.0.0.1:0",
             "--metrics-port",
@@ -491,7 +491,7 @@ async def test_all_controllers_together_serve_a_deployment_behind_a_service(
     service.metadata.namespace = "default"
     service.spec.selector["app"] = "web"
     service.spec.ports.add(name="http", port=80, target_port="8080", protocol="TCP")
-    async with running(client, known_controllers()), PodStatusSimulator(client):
+    async with running_controllers(client, known_controllers()), PodStatusSimulator(client):
         await client.services.create(service)
         await client.deployments.create(web())
         await deployed(client, "web", 3)

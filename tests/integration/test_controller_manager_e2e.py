@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,7 +17,6 @@ from bosun.api.v1 import core_pb2
 from bosun.common.client import Client
 from bosun.common.errors import NotFoundError
 from bosun.common.testing import deployment
-from bosun.controllermanager.context import Options
 from bosun.controllermanager.podutil import is_ready
 from bosun.controllermanager.testing import running_controllers, until
 from bosun.kubelet.simulated import HollowNodes, SimulatedConfig
@@ -75,16 +75,16 @@ async def node_ready(client: Client, name: str) -> bool:
 
 
 async def test_pods_of_a_stopped_kubelet_are_recreated_on_another_node(client: Client) -> None:
-    options = Options(
-        node_monitor_period=0.1,
-        node_monitor_grace_period=1.0,
-        node_eviction_rate=100.0,
-        default_toleration_seconds=1,
-    )
+    options: dict[str, Any] = {
+        "node_monitor_period": 0.1,
+        "node_monitor_grace_period": 1.0,
+        "node_eviction_rate": 100.0,
+        "default_toleration_seconds": 1,
+    }
     controllers = ("replicaset", "deployment", "garbagecollector", "nodelifecycle")
     async with (
         scheduler(client),
-        running_controllers(client, controllers, options),
+        running_controllers(client, controllers, **options),
         contextlib.AsyncExitStack() as node_a,
     ):
         await node_a.enter_async_context(kubelet(client, "a"))

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
-from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -18,7 +16,6 @@ from bosun.api.v1 import apps_pb2, core_pb2
 from bosun.cli.commands.rollout import rollback_template
 from bosun.common.client import Client
 from bosun.common.testing import deployment, replica_set
-from bosun.controllermanager.context import Options
 from bosun.controllermanager.podutil import is_ready
 from bosun.controllermanager.testing import (
     PodStatusSimulator,
@@ -28,12 +25,6 @@ from bosun.controllermanager.testing import (
 )
 
 pytestmark = pytest.mark.integration
-
-WORKLOADS = ("replicaset", "deployment", "garbagecollector")
-
-
-def running(client: Client, controllers: Sequence[str] = WORKLOADS, **options: Any) -> Any:
-    return running_controllers(client, controllers, Options(**options))
 
 
 async def pods_of(client: Client, app: str) -> list[core_pb2.Pod]:
@@ -69,7 +60,7 @@ async def wait_complete(client: Client, name: str, image: str, *, timeout: float
 
 
 async def test_replicaset_creates_owned_pods_and_reports_status(client: Client) -> None:
-    async with running(client), PodStatusSimulator(client):
+    async with running_controllers(client), PodStatusSimulator(client):
         rs = await client.replica_sets.create(replica_set("web", replicas=3))
         async with asyncio.timeout(15):
             while True:
@@ -91,7 +82,7 @@ async def test_replicaset_creates_owned_pods_and_reports_status(client: Client) 
 
 
 async def test_replicaset_scales_down_and_replaces_deleted_pods(client: Client) -> None:
-    async with running(client, ("replicaset",)):
+    async with running_controllers(client, ("replicaset",)):
         await client.replica_sets.create(replica_set("web", replicas=4))
         await _until(client, "web", 4)
         victim = (await pods_of(client, "web"))[0]
@@ -107,7 +98,7 @@ async def test_replicaset_adopts_orphans_and_releases_relabelled_pods(client: Cl
     from bosun.common.testing import pod
 
     orphan = await client.pods.create(pod("stray", labels={"app": "web"}))
-    async with running(client, ("replicaset",)):
+    async with running_controllers(client, ("replicaset",)):
         rs = await client.replica_sets.create(replica_set("web", replicas=2))
         await _until(client, "web", 2)
         adopted = await client.pods.get("stray")
@@ -183,7 +174,7 @@ class RolloutWatch:
 
 
 async def test_rolling_update_never_exceeds_surge_nor_drops_below_replicas(client: Client) -> None:
-    async with running(client), PodStatusSimulator(client):
+    async with running_controllers(client), PodStatusSimulator(client):
         await client.deployments.create(
             deployment("web", replicas=10, image="web:1", max_surge="2", max_unavailable="0")
         )
@@ -207,7 +198,7 @@ async def test_rolling_update_never_exceeds_surge_nor_drops_below_replicas(clien
 async def test_rollback_restores_the_previous_template_and_reuses_its_replica_set(
     client: Client,
 ) -> None:
-    async with running(client), PodStatusSimulator(client):
+    async with running_controllers(client), PodStatusSimulator(client):
         await client.deployments.create(deployment("web", replicas=3, image="web:1"))
         await wait_complete(client, "web", "web:1")
         first = {rs.metadata.uid for rs in (await client.replica_sets.list()).items}
@@ -232,7 +223,7 @@ async def test_rollback_restores_the_previous_template_and_reuses_its_replica_se
 
 
 async def test_recreate_removes_every_old_pod_before_starting_new_ones(client: Client) -> None:
-    async with running(client), PodStatusSimulator(client):
+    async with running_controllers(client), PodStatusSimulator(client):
         await client.deployments.create(
             deployment("job", replicas=3, image="web:1", strategy="Recreate")
         )
@@ -248,7 +239,7 @@ async def test_recreate_removes_every_old_pod_before_starting_new_ones(client: C
 
 async def test_scaling_mid_rollout_spreads_replicas_proportionally(client: Client) -> None:
     # No pod ever becomes ready, so the rollout stalls with both sets active.
-    async with running(client):
+    async with running_controllers(client):
         await client.deployments.create(
             deployment("web", replicas=10, image="web:1", max_surge="3", max_unavailable="2")
         )
@@ -277,7 +268,7 @@ def _condition(d: apps_pb2.Deployment, kind: str) -> apps_pb2.DeploymentConditio
 async def test_a_rollout_that_stops_progressing_reports_its_deadline_exceeded(
     client: Client,
 ) -> None:
-    async with running(client):  # no pod ever becomes ready
+    async with running_controllers(client):  # no pod ever becomes ready
         stuck = deployment("web", replicas=2)
         stuck.spec.progress_deadline_seconds = 1
         await client.deployments.create(stuck)
@@ -297,7 +288,7 @@ async def test_a_rollout_that_stops_progressing_reports_its_deadline_exceeded(
 
 
 async def test_a_paused_deployment_does_not_roll_out_until_resumed(client: Client) -> None:
-    async with running(client), PodStatusSimulator(client):
+    async with running_controllers(client), PodStatusSimulator(client):
         await client.deployments.create(deployment("web", replicas=2, image="web:1"))
         await wait_complete(client, "web", "web:1")
         await client.deployments.patch("web", {"spec": {"paused": True}})
@@ -318,7 +309,7 @@ async def test_a_paused_deployment_does_not_roll_out_until_resumed(client: Clien
 
 
 async def test_old_replica_sets_beyond_the_history_limit_are_deleted(client: Client) -> None:
-    async with running(client), PodStatusSimulator(client):
+    async with running_controllers(client), PodStatusSimulator(client):
         limited = deployment("web", replicas=1, image="web:1")
         limited.spec.revision_history_limit = 1
         await client.deployments.create(limited)
@@ -339,7 +330,7 @@ async def test_old_replica_sets_beyond_the_history_limit_are_deleted(client: Cli
 
 
 async def test_pods_count_as_available_only_after_min_ready_seconds(client: Client) -> None:
-    async with running(client, ("replicaset",)), PodStatusSimulator(client):
+    async with running_controllers(client, ("replicaset",)), PodStatusSimulator(client):
         slow = replica_set("web", replicas=2)
         slow.spec.min_ready_seconds = 1
         await client.replica_sets.create(slow)
@@ -357,7 +348,7 @@ async def test_pods_count_as_available_only_after_min_ready_seconds(client: Clie
 
 
 async def test_controllers_record_events_users_need(client: Client) -> None:
-    async with running(client), PodStatusSimulator(client):
+    async with running_controllers(client), PodStatusSimulator(client):
         await client.deployments.create(deployment("web", replicas=2, image="web:1"))
         await wait_complete(client, "web", "web:1")
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from bosun.api.v1 import core_pb2
 from bosun.common.client import Client
@@ -111,12 +112,19 @@ class PodStatusSimulator:
                 await self._task
 
 
+WORKLOAD_CONTROLLERS = ("replicaset", "deployment", "garbagecollector")
+
+
 @contextlib.asynccontextmanager
 async def running_controllers(
-    client: Client, controllers: Sequence[str], options: Options | None = None
+    client: Client, controllers: Sequence[str] = WORKLOAD_CONTROLLERS, **tunables: Any
 ) -> AsyncIterator[ControllerManager]:
-    """Run `controllers` in this event loop (no leader election) for the duration of the block."""
-    manager = ControllerManager(client, controllers=controllers, options=options or Options())
+    """Run `controllers` in this event loop (no leader election) for the duration of the block.
+
+    `tunables` are `Options` fields (periods, thresholds), so tests can make them short.
+    """
+    options = Options(**tunables)
+    manager = ControllerManager(client, controllers=controllers, options=options)
     task = asyncio.create_task(manager.run())
     try:
         yield manager
