@@ -33,6 +33,8 @@ class ImageLocality:
     def score(
         self, state: CycleState, pod: PodInfo, cache: SchedulerCache, slots: IntArray
     ) -> FloatArray:
+        if not cache.image_slots:  # no node reports images: nothing to prefer
+            return np.zeros(slots.size)
         containers = [*pod.pod.spec.init_containers, *pod.pod.spec.containers]
         total_nodes = max(cache.node_count(), 1)
         sums = np.zeros(cache.capacity)
