@@ -506,3 +506,47 @@ async def test_all_controllers_together_serve_a_deployment_behind_a_service(
 
         await until(endpoints_ready)
         await until(lambda: _exists(client.service_accounts, "default", "default"))
+
+
+async def test_when_most_nodes_go_silent_at_once_nothing_is_evicted(client: Client) -> None:
+    # Every node unreachable together looks like the controller-manager's own network failing:
+    # nodes are marked and kept free of new pods, but running pods are not evicted.
+    options = {
+        "node_monitor_period": 0.1,
+        "node_monitor_grace_period": 1.0,
+        "node_eviction_rate": 100.0,
+        # Nodes fall silent a monitor period or so apart; the first may be tainted before the
+        # second follows, and its taint must go again before this toleration runs out.
+        "default_toleration_seconds": 2,
+    }
+    async with (
+        Heartbeats(client, ["n1", "n2"]) as beats,
+        running_controllers(client, ("replicaset", "nodelifecycle"), **options),
+    ):
+        await client.replica_sets.create(replica_set("web", replicas=2))
+        await until(lambda: _pods_equal(client, 2))
+        await _bind_unbound(client, "n1")
+        beats.alive.clear()
+
+        async def both_unknown_and_unschedulable() -> bool:
+            nodes = (await client.nodes.list()).items
+            return all(
+                any(c.type == "Ready" and c.status == "Unknown" for c in n.status.conditions)
+                and ("node.kubernetes.io/unreachable", "NoSchedule")
+                in {(t.key, t.effect) for t in n.spec.taints}
+                for n in nodes
+            )
+
+        await until(both_unknown_and_unschedulable, timeout=10)
+
+        async def no_execute_taints_gone() -> bool:
+            nodes = (await client.nodes.list()).items
+            return all(t.effect != "NoExecute" for n in nodes for t in n.spec.taints)
+
+        await until(no_execute_taints_gone, timeout=5)
+        await asyncio.sleep(2.5)  # past the toleration: when an eviction would have happened
+        nodes = (await client.nodes.list()).items
+        pods = (await client.pods.list()).items
+    assert all(t.effect != "NoExecute" for n in nodes for t in n.spec.taints)
+    assert len(pods) == 2
+    assert not any(p.metadata.HasField("deletion_timestamp") for p in pods)

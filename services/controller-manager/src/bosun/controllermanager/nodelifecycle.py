@@ -12,10 +12,11 @@ Every `node_monitor_period` (key `monitor`):
    `node.kubernetes.io/not-ready`; Ready=True → neither; each with effect NoSchedule (the
    scheduler keeps new pods away) and NoExecute (running pods leave). Adding a NoExecute taint
    is what starts evictions, so those additions are rate-limited (`node_eviction_rate`, a token
-   bucket), and none are added while at least `unhealthy_nodes_threshold` of the nodes are
-   unhealthy: that many nodes failing at once is more likely a network partition around the
-   control plane than dead machines, and evicting everything would make it worse. NoSchedule
-   taints and removals are never delayed.
+   bucket). While at least `unhealthy_nodes_threshold` of the nodes are unhealthy, NoExecute
+   taints are not added and those already there are removed (Kubernetes' full-disruption mode):
+   that many nodes failing at once is more likely a network partition around the control plane
+   than dead machines, and evicting everything would make it worse. NoSchedule taints and
+   removals are never delayed.
 3. Evictions. A pod on a node with NoExecute taints is evicted (deleted) unless it tolerates
    them all; a toleration with `tolerationSeconds` keeps it that long after the taint was
    added. Pods without a toleration for the unreachable/not-ready taints get one of
@@ -256,8 +257,12 @@ class NodeLifecycleController(Controller):
         wanted = {(key, NO_SCHEDULE), (key, NO_EXECUTE)} if key else set()
         present = {(t.key, t.effect) for t in node.spec.taints if t.key in CONDITION_TAINTS}
         adds_no_execute = any(effect == NO_EXECUTE for _, effect in wanted - present)
-        if adds_no_execute and (not may_taint or not self._taint_limiter.try_take()):
-            wanted = {taint for taint in wanted if taint[1] != NO_EXECUTE}  # next period
+        if not may_taint:
+            # Too many nodes unhealthy at once: evict nothing, and stop evictions under way.
+            wanted = {taint for taint in wanted if taint[1] != NO_EXECUTE}
+        elif adds_no_execute and not self._taint_limiter.try_take():
+            # No token: the NoExecute taint waits for a later period.
+            wanted = {taint for taint in wanted if taint[1] != NO_EXECUTE}
         if wanted == present:
             return
         updated = Node()
