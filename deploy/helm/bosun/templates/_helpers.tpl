@@ -106,3 +106,60 @@ headless Service: name-0=http://name-0.headless.ns.svc.domain:2380,...
 {{- end }}
 {{- join "," $members }}
 {{- end }}
+
+{{- define "bosun.scheduler.fullname" -}}
+{{- printf "%s-scheduler" (include "bosun.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "bosun.controllerManager.fullname" -}}
+{{- printf "%s-controller-manager" (include "bosun.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "bosun.kubelet.fullname" -}}
+{{- printf "%s-kubelet" (include "bosun.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "bosun.proxy.fullname" -}}
+{{- printf "%s-proxy" (include "bosun.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "bosun.dns.fullname" -}}
+{{- printf "%s-dns" (include "bosun.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Where the components reach the apiserver: its Service's cluster-local name. A name rather than an
+address, so that a recreated Service does not strand them; pods on the node's network resolve it
+through dnsPolicy ClusterFirstWithHostNet.
+*/}}
+{{- define "bosun.apiserver.address" -}}
+{{- printf "%s.%s.svc.%s:%v" (include "bosun.apiserver.fullname" .) .Release.Namespace .Values.global.clusterDomain .Values.apiserver.port }}
+{{- end }}
+
+{{/*
+A replicated component needs leader election. Call with (dict "name" "scheduler" "values" .Values.scheduler).
+*/}}
+{{- define "bosun.requireLeaderElection" -}}
+{{- if and (gt (int .values.replicaCount) 1) (not .values.leaderElection.enabled) }}
+{{- fail (printf "%s.replicaCount is %v but %s.leaderElection.enabled is false: replicas would act at once" .name .values.replicaCount .name) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The default affinity of a replicated Deployment: replicas prefer different nodes. Call with
+(dict "ctx" $ "component" "scheduler" "affinity" .Values.scheduler.affinity).
+*/}}
+{{- define "bosun.affinity" -}}
+{{- if .affinity }}
+{{- toYaml .affinity }}
+{{- else }}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "bosun.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 12 }}
+{{- end }}
+{{- end }}
