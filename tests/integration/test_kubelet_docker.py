@@ -492,15 +492,22 @@ async def test_missing_image_reports_image_pull_backoff(
 ) -> None:
     kubelet = await start_kubelet()
     container = core_pb2.Container(name="app", image="bosun/no-such-image:1")
-    await client.pods.create(make_pod("noimage", kubelet.config.node_name, container))
-    reasons: set[str] = set()
-
-    def seen(pod: core_pb2.Pod) -> bool:
-        if pod.status.container_statuses:
-            reasons.add(status_of(pod, "app").state.waiting.reason)
-        return {"ErrImagePull", "ImagePullBackOff"} <= reasons
-
-    pod = await wait_for(client, "noimage", seen, timeout=20, what="ErrImagePull, ImagePullBackOff")
+    created = await client.pods.create(make_pod("noimage", kubelet.config.node_name, container))
+    # A watch sees every status the kubelet writes (ErrImagePull may last only milliseconds
+    # before the next sync, inside the backoff window, reports ImagePullBackOff).
+    reasons: list[str] = []
+    pod = created
+    async with asyncio.timeout(20):
+        async for event in client.pods.watch(
+            field_selector="metadata.name=noimage",
+            resource_version=created.metadata.resource_version,
+        ):
+            pod = event.object
+            if pod.status.container_statuses:
+                reasons.append(status_of(pod, "app").state.waiting.reason)
+            if "ImagePullBackOff" in reasons and "ErrImagePull" in reasons:
+                break
+    assert reasons.index("ErrImagePull") < reasons.index("ImagePullBackOff")
     assert pod.status.phase == "Pending"
     assert "no-such-image" in status_of(pod, "app").state.waiting.message
     node = await client.nodes.get(kubelet.config.node_name)
