@@ -778,6 +778,7 @@ def test_helm_chart_metadata() -> None:
         "apiserver-service.yaml", "etcd-statefulset.yaml", "etcd-service.yaml",
         "scheduler-deployment.yaml", "controller-manager-deployment.yaml",
         "kubelet-daemonset.yaml", "proxy-daemonset.yaml", "dns-deployment.yaml", "dns-service.yaml",
+        "poddisruptionbudgets.yaml",
     }  # fmt: skip
     assert expected <= set(_templates())
 
