@@ -14,6 +14,8 @@ seconds; cold, with the debootstrap base image: a few minutes), then
   scheduler binds them to the (simulated) kubelet's node, which runs them; the DNS server answers
   the Service's name on the published port; the kube-proxy image, in a network namespace of its
   own (not the host's, unlike the compose service), writes the Service's iptables chains.
+* the same compose file with docker-compose.kubelet-docker.yaml: the kubelet runs a Deployment's
+  pod as real containers on this host's Docker engine (removed afterwards).
 
 Everything a test starts carries a unique name and is removed by a finalizer, also when the test
 fails. Without a Docker engine (or a compose command) these tests skip, except in CI (CI=true),
@@ -512,6 +514,67 @@ async def test_proxy_image_programs_iptables(compose_project: ComposeProject) ->
         assert state["ExitCode"] == 0, _logs(name)
     finally:
         _quiet("docker", "rm", "--force", name)
+
+
+@container_test
+def test_compose_kubelet_docker_override_runs_real_containers(images: None) -> None:
+    """docker-compose.kubelet-docker.yaml: the kubelet runs a pod as real containers on the host.
+
+    A project of its own (the kubelet's flags differ). The pods' containers are siblings on the
+    host that `down` does not know, so the test deletes the Deployment first and then removes
+    whatever still carries its node's label.
+    """
+    command = compose_command()
+    if command is None:
+        _unavailable("no `docker compose` nor `docker-compose` (apt-get install docker-compose)")
+    project = f"bosuntest{uuid.uuid4().hex[:10]}"
+    env = {
+        **os.environ,
+        "BOSUN_TAG": TAG,
+        "BOSUN_APISERVER_PORT": "0",
+        "BOSUN_METRICS_PORT": "0",
+        "BOSUN_DNS_PORT": "0",
+        "BOSUN_NODE_NAME": project,
+    }
+    override = COMPOSE_FILE.with_name("docker-compose.kubelet-docker.yaml")
+    compose = [*command, "--file", str(COMPOSE_FILE), "--file", str(override)]
+    compose += ["--project-name", project]
+    node_label = f"label=io.bosun.node={project}"
+    address = ""
+    try:
+        _run(*compose, "up", "--detach", "etcd", "apiserver", "scheduler",
+             "controller-manager", "kubelet", timeout=180, env=env)  # fmt: skip
+        address = _published(_run(*compose, "port", "apiserver", "6443", env=env))
+        kubelet = _run(*compose, "ps", "--quiet", "kubelet", env=env)
+        workload = WORKLOAD.split("---")[0].replace("replicas: 2", "replicas: 1")
+        workload = workload.replace('["httpd", "-f", "-p", "8080"]', '["sleep", "3600"]')
+        bosunctl(address, "apply", "-f", "-", stdin=workload)
+
+        def running() -> Any:
+            pods = yaml.safe_load(bosunctl(address, "get", "pods", "-l", "app=web", "-o", "yaml"))
+            return [
+                p
+                for p in pods["items"]
+                if p["spec"].get("nodeName") == project and p["status"].get("phase") == "Running"
+            ]
+
+        def describe() -> str:
+            return bosunctl(address, "get", "pods,nodes", "-o", "wide") + _logs(kubelet)
+
+        (pod,) = wait_for("a Running pod", running, describe, 90)
+        # Real containers, labelled with the node: the sandbox (bosun/pause) and the container.
+        images = docker("ps", "--filter", node_label, "--format", "{{.Image}}").split()
+        assert sorted(images) == [f"bosun/busybox:{TAG}", f"bosun/pause:{TAG}"], images
+        assert pod["status"]["podIP"]
+        bosunctl(address, "delete", "deployment", "web", "--wait")
+    finally:
+        _quiet(*compose, "down", "--volumes", "--remove-orphans", "--timeout", "20", env=env)
+        leftovers = subprocess.run(
+            ["docker", "ps", "--all", "--quiet", "--filter", node_label],
+            capture_output=True, text=True, timeout=30, check=False,
+        ).stdout.split()  # fmt: skip
+        if leftovers:
+            _quiet("docker", "rm", "--force", "--volumes", *leftovers)
 
 
 # ------------------------------------------------------------------------------ manifests
