@@ -39,6 +39,10 @@ class Recorder(Protocol):
 @dataclass
 class WorkerSettings:
     pod_infra_image: str = "bosun/pause:dev"
+    # The cluster DNS server(s) pods with dnsPolicy ClusterFirst resolve through, and the
+    # cluster domain of their search path; no servers: pods get the node's resolver.
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
     # Seconds between syncs of a pod nothing happened to (catches missed runtime changes).
     resync_period: float = 10.0
     # Default for pods that do not say (Kubernetes: 30 s).

@@ -145,6 +145,9 @@ class DockerRuntime:
                 for (port, protocol), (host_ip, host_port) in spec.port_bindings.items()
             }
             or None,
+            dns=list(spec.dns_servers) or None,
+            dns_search=list(spec.dns_search) or None,
+            dns_opt=list(spec.dns_options) or None,
         )
         try:
             created = self.api.create_container(

@@ -89,6 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="bosun/pause:dev",
         help="the sandbox image holding each pod's network namespace",
     )
+    runtime.add_argument(
+        "--cluster-dns",
+        type=lambda text: tuple(ip.strip() for ip in text.split(",") if ip.strip()),
+        default=(),
+        help="comma-separated cluster DNS server IPs for pods with dnsPolicy ClusterFirst",
+    )
+    runtime.add_argument("--cluster-domain", default="cluster.local")
     runtime.add_argument("--root-dir", type=Path, default=Path("/var/lib/bosun-kubelet"))
     runtime.add_argument("--sync-frequency", type=float, default=10.0, help="pod resync, seconds")
     runtime.add_argument("--housekeeping-interval", type=float, default=10.0, help="seconds")
@@ -171,7 +178,10 @@ def build(args: argparse.Namespace) -> Runnable:
             docker_endpoint=args.docker_endpoint,
             root_dir=args.root_dir,
             settings=WorkerSettings(
-                pod_infra_image=args.pod_infra_image, resync_period=args.sync_frequency
+                pod_infra_image=args.pod_infra_image,
+                resync_period=args.sync_frequency,
+                cluster_dns=args.cluster_dns,
+                cluster_domain=args.cluster_domain,
             ),
             lease_interval=args.node_lease_interval,
             status_interval=args.node_status_update_frequency,

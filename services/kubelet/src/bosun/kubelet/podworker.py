@@ -32,7 +32,7 @@ from bosun.common.errors import ApiError, NotFoundError, PreconditionError
 from bosun.common.quantity import milli_value, value
 from bosun.kubelet import labels as L
 from bosun.kubelet import metrics
-from bosun.kubelet.context import KubeletContext
+from bosun.kubelet.context import KubeletContext, WorkerSettings
 from bosun.kubelet.envvars import EnvError, container_env
 from bosun.kubelet.probes import ProbeOutcome, ProbeType, ProbeWorker, run_probe
 from bosun.kubelet.runtime import (
@@ -109,6 +109,28 @@ def grace_seconds(pod: core_pb2.Pod | None, default: int) -> int:
     if pod.spec.HasField("termination_grace_period_seconds"):
         return int(pod.spec.termination_grace_period_seconds)
     return default
+
+
+Resolver = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]  # servers, search, options
+
+
+def pod_dns(pod: core_pb2.Pod, settings: WorkerSettings) -> Resolver:
+    """The sandbox's resolver, as the kubelet sets it for each dnsPolicy.
+
+    ClusterFirst (the default) and ClusterFirstWithHostNet: the cluster DNS servers, the search
+    path `<ns>.svc.<domain> svc.<domain> <domain>` and ndots:5, so `web` and `web.other` resolve
+    as Services. A hostNetwork pod with plain ClusterFirst, dnsPolicy Default, or a kubelet
+    without --cluster-dns: the node's own resolver (the runtime's default).
+    """
+    policy = pod.spec.dns_policy or "ClusterFirst"
+    if not settings.cluster_dns or policy not in ("ClusterFirst", "ClusterFirstWithHostNet"):
+        return (), (), ()
+    if pod.spec.host_network and policy != "ClusterFirstWithHostNet":
+        return (), (), ()
+    domain = settings.cluster_domain
+    namespace = pod.metadata.namespace or "default"
+    search = (f"{namespace}.svc.{domain}", f"svc.{domain}", domain)
+    return settings.cluster_dns, search, ("ndots:5",)
 
 
 @dataclass
@@ -346,6 +368,7 @@ class PodWorker:
                 return None
         attempt = 0 if dead is None else L.attempt_of(dead.labels) + 1
         host_network = pod.spec.host_network
+        dns_servers, dns_search, dns_options = pod_dns(pod, self.ctx.settings)
         spec = ContainerSpec(
             name=container_name(pod, "POD", attempt),
             image=image,
@@ -354,6 +377,9 @@ class PodWorker:
             hostname="" if host_network else pod.spec.hostname or pod.metadata.name,
             network_mode="host" if host_network else "",
             port_bindings={} if host_network else host_ports(pod),
+            dns_servers=dns_servers,
+            dns_search=dns_search,
+            dns_options=dns_options,
         )
         try:
             await runtime.create_and_start(spec)

@@ -60,6 +60,10 @@ class ContainerSpec:
     cpu_shares: int = 0
     tty: bool = False
     stdin: bool = False
+    # The pod's resolv.conf (set on the sandbox; the containers joining it share it).
+    dns_servers: Sequence[str] = ()
+    dns_search: Sequence[str] = ()
+    dns_options: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
