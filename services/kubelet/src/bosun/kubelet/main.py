@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 from pathlib import Path
@@ -215,10 +216,16 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configure_logging("kubelet", level=args.log_level, json=args.log_format == "json")
-    configure_tracing_from_arguments("bosun-kubelet", args)
+    tracer_provider = configure_tracing_from_arguments("bosun-kubelet", args)
     start_metrics_server(args.metrics_port, host=args.metrics_address)
     install_uvloop()
     asyncio.run(serve(args))
+    # Shut down now, without joining the Docker worker threads: one may be inside a call that
+    # waits out a pod's grace period (`docker stop`), which would hold the exit for up to that
+    # long. The containers keep running and the next kubelet adopts them, so nothing is lost.
+    tracer_provider.shutdown()
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":
