@@ -16,8 +16,8 @@ import os
 import signal
 import socket
 import uuid
-from pathlib import Path
 
+from bosun.common.apiflags import add_apiserver_arguments, read_credentials
 from bosun.common.client import Client
 from bosun.common.grpcutil import add_health_and_reflection, bind, create_server, install_uvloop
 from bosun.common.logging import configure_logging
@@ -42,10 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Bosun controller-manager: the cluster's reconcile loops in one process.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    api = parser.add_argument_group("apiserver")
-    api.add_argument("--apiserver", default="127.0.0.1:6443", help="apiserver host:port")
-    api.add_argument("--token-file", type=Path, help="bearer token for the apiserver")
-    api.add_argument("--ca-cert-file", type=Path, help="CA certificate: talk TLS to the apiserver")
+    add_apiserver_arguments(parser)
 
     parser.add_argument(
         "--controllers",
@@ -132,8 +129,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
 
 async def serve(args: argparse.Namespace) -> None:
     identity = args.identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
-    token = args.token_file.read_text().strip() if args.token_file else None
-    ca_cert = args.ca_cert_file.read_bytes() if args.ca_cert_file else None
+    credentials = read_credentials(args)
+    token, ca_cert = credentials.token, credentials.ca_cert
     health_server = create_server()
     health = add_health_and_reflection(health_server, [HEALTH_SERVICE])
     port = bind(health_server, args.health_address)

@@ -12,6 +12,7 @@ import logging
 import signal
 from typing import Any
 
+from bosun.common.apiflags import add_apiserver_arguments, read_credentials
 from bosun.common.client import Client
 from bosun.common.grpcutil import install_uvloop
 from bosun.common.healthz import HealthState, serve_health
@@ -39,8 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "apiserver's Services and Endpoints; forwards nothing.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--apiserver", default="127.0.0.1:6443", help="apiserver address")
-    parser.add_argument("--token", default=None, help="bearer token for the apiserver")
+    add_apiserver_arguments(parser)
     parser.add_argument("--listen", default="0.0.0.0:53", help="HOST:PORT for UDP and TCP")
     parser.add_argument("--cluster-domain", default="cluster.local")
     parser.add_argument("--ttl", type=int, default=5, help="seconds clients may cache answers")
@@ -69,7 +69,10 @@ async def serve(args: argparse.Namespace) -> None:
     # (and report their own connection trouble in the log).
     health = HealthState(stale_after=float("inf"), require_success=True)
     health_server = await serve_health(health, args.healthz_host, args.healthz_port)
-    async with Client(args.apiserver, token=args.token) as client:
+    credentials = read_credentials(args)
+    async with Client(
+        args.apiserver, token=credentials.token, ca_cert=credentials.ca_cert
+    ) as client:
         services: Informer[Any] = Informer(client.services)
         endpoints: Informer[Any] = Informer(client.endpoints)
         resolver = Resolver(

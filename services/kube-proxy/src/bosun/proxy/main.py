@@ -18,6 +18,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from bosun.common.apiflags import add_apiserver_arguments, read_credentials
 from bosun.common.client import Client
 from bosun.common.grpcutil import install_uvloop
 from bosun.common.healthz import HealthState, serve_health
@@ -47,8 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "over its ready endpoints.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--apiserver", default="127.0.0.1:6443", help="apiserver address")
-    parser.add_argument("--token", default=None, help="bearer token for the apiserver")
+    add_apiserver_arguments(parser)
     parser.add_argument(
         "--backend",
         choices=("restore", "iptc"),
@@ -108,7 +108,10 @@ class Proxy:
     async def run(self, stop: asyncio.Event) -> None:
         host, _, port = self.args.healthz_address.rpartition(":")
         health_server = await serve_health(self.health, host, int(port))
-        async with Client(self.args.apiserver, token=self.args.token) as client:
+        credentials = read_credentials(self.args)
+        async with Client(
+            self.args.apiserver, token=credentials.token, ca_cert=credentials.ca_cert
+        ) as client:
             services = Informer(client.services)
             endpoints = Informer(client.endpoints)
             for informer in (services, endpoints):

@@ -11,6 +11,7 @@ import socket
 from pathlib import Path
 from typing import Protocol
 
+from bosun.common.apiflags import add_apiserver_arguments, read_credentials
 from bosun.common.grpcutil import install_uvloop
 from bosun.common.logging import configure_logging
 from bosun.common.metrics import start_metrics_server
@@ -47,10 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Bosun kubelet: registers a Node, heartbeats a Lease, runs the node's pods.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    api = parser.add_argument_group("apiserver")
-    api.add_argument("--apiserver", default="127.0.0.1:6443", help="apiserver host:port")
-    api.add_argument("--token-file", type=Path, help="bearer token for the apiserver")
-    api.add_argument("--ca-cert-file", type=Path, help="CA certificate: talk TLS to the apiserver")
+    add_apiserver_arguments(parser)
 
     node = parser.add_argument_group("node")
     node.add_argument("--node-name", default=socket.gethostname(), help="the Node's name")
@@ -145,8 +143,8 @@ class Runnable(Protocol):
 
 
 def build(args: argparse.Namespace) -> Runnable:
-    token = args.token_file.read_text().strip() if args.token_file else None
-    ca_cert = args.ca_cert_file.read_bytes() if args.ca_cert_file else None
+    credentials = read_credentials(args)
+    token, ca_cert = credentials.token, credentials.ca_cert
     if args.runtime == "simulated":
         from bosun.kubelet.simulated import HollowNodes, SimulatedConfig
 

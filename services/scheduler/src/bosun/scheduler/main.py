@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 from bosun.api.v1 import core_pb2
+from bosun.common.apiflags import add_apiserver_arguments, read_credentials
 from bosun.common.client import Client
 from bosun.common.grpcutil import add_health_and_reflection, bind, create_server, install_uvloop
 from bosun.common.leaderelection import LeaderElector
@@ -41,10 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Bosun scheduler: binds pending pods to nodes through filter/score plugins.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    api = parser.add_argument_group("apiserver")
-    api.add_argument("--apiserver", default="127.0.0.1:6443", help="apiserver host:port")
-    api.add_argument("--token-file", type=Path, help="bearer token for the apiserver")
-    api.add_argument("--ca-cert-file", type=Path, help="CA certificate: talk TLS to the apiserver")
+    add_apiserver_arguments(parser)
     parser.add_argument(
         "--config", type=Path, help="KubeSchedulerConfiguration YAML (plugins, weights)"
     )
@@ -98,8 +96,8 @@ class _Offline:
 
 
 async def serve(args: argparse.Namespace, config: SchedulerConfig) -> None:
-    token = args.token_file.read_text().strip() if args.token_file else None
-    ca_cert = args.ca_cert_file.read_bytes() if args.ca_cert_file else None
+    credentials = read_credentials(args)
+    token, ca_cert = credentials.token, credentials.ca_cert
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
