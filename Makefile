@@ -20,6 +20,7 @@ BENCH_FLAGS ?=
 MYPY_PATHS := libs/common/src/bosun/common services/apiserver/src/bosun/apiserver cli/src/bosun/cli services/kubelet/src/bosun/kubelet services/scheduler/src/bosun/scheduler services/controller-manager/src/bosun/controllermanager services/kube-proxy/src/bosun/proxy services/dns/src/bosun/dns
 # The compose v2 plugin when present, else Debian's docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_FLAGS ?=
 COMPOSE_DOWN_FLAGS ?=
 CLUSTER := $(VENV)/bin/bosunctl local --state-dir .bosun $(CLUSTER_FLAGS)
 
@@ -83,12 +84,12 @@ base-image: ## Build bosun/python-base:bookworm locally (debootstrap + docker im
 images: $(VENV_PY) ## Build every image (base if missing, wheelhouse, etcd, components); TAG=dev
 	scripts/build_images.sh
 
-compose-up: images ## Run etcd and the components with deploy/compose/docker-compose.yaml
-	$(COMPOSE) -f deploy/compose/docker-compose.yaml -p bosun up -d
+compose-up: images ## Run the stack with deploy/compose (COMPOSE_FLAGS="--profile proxy" adds kube-proxy)
+	$(COMPOSE) -f deploy/compose/docker-compose.yaml -p bosun $(COMPOSE_FLAGS) up -d
 	@echo "apiserver on 127.0.0.1:$${BOSUN_APISERVER_PORT:-6443}: bosunctl --server 127.0.0.1:$${BOSUN_APISERVER_PORT:-6443} get ns"
 
 compose-down: ## Stop the compose stack (add COMPOSE_DOWN_FLAGS=--volumes to delete etcd's data)
-	$(COMPOSE) -f deploy/compose/docker-compose.yaml -p bosun down $(COMPOSE_DOWN_FLAGS)
+	$(COMPOSE) -f deploy/compose/docker-compose.yaml -p bosun $(COMPOSE_FLAGS) down $(COMPOSE_DOWN_FLAGS)
 
 bench-apiserver: $(VENV_PY) ## Benchmark the apiserver against raw etcd (writes bench/results/apiserver.json)
 	$(VENV_PY) bench/apiserver_bench.py $(BENCH_FLAGS)
