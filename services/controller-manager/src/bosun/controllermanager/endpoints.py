@@ -128,8 +128,10 @@ class EndpointsController(Controller):
             on_update=lambda old, new: self._pod_changed(new, old),
             on_delete=lambda pod: self._pod_changed(pod, None),
         )
-        # Someone else changed (or deleted) an Endpoints object: put it right.
+        # An Endpoints object appeared, changed or went: put it right. (On add too: one whose
+        # Service was deleted before this informer saw it is removed only through this.)
         self.endpoints.add_handler(
+            on_add=self._endpoints_changed,
             on_update=lambda old, new: self._endpoints_changed(new),
             on_delete=self._endpoints_changed,
         )
