@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 import pytest
@@ -50,6 +50,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bosun.api.v1 import core_pb2
 from bosun.common.client import Client
+from tests.integration.environment import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "scripts" / "build_images.sh"
@@ -69,13 +70,6 @@ container_test = pytest.mark.timeout(900)
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """Skip, or fail under CI: CI is where these tests must run."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason}; .ci/run must provide it", pytrace=False)
-    pytest.skip(reason)
 
 
 def _run(*argv: str, timeout: float = 120, env: dict[str, str] | None = None) -> str:
@@ -160,10 +154,10 @@ async def configmap_round_trip(target: str, name: str) -> None:
 def images() -> None:
     """Build (or find cached) the images with scripts/build_images.sh."""
     if shutil.which("docker") is None:
-        _unavailable("no docker command (apt-get install docker.io)")
+        unavailable("no docker command (apt-get install docker.io)")
     info = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
     if info.returncode != 0:
-        _unavailable("no Docker engine answers `docker info` (start dockerd)")
+        unavailable("no Docker engine answers `docker info` (start dockerd)")
     _run("bash", str(BUILD_SCRIPT), timeout=840, env={**os.environ, "TAG": TAG})
 
 
@@ -281,7 +275,7 @@ def compose_project(images: None) -> Iterator[ComposeProject]:
     """One compose project for the module's compose tests (bringing it up is ~30 s)."""
     command = compose_command()
     if command is None:
-        _unavailable("no `docker compose` nor `docker-compose` (apt-get install docker-compose)")
+        unavailable("no `docker compose` nor `docker-compose` (apt-get install docker-compose)")
     # Port 0: Docker picks free ports on 127.0.0.1.
     project = f"bosuntest{uuid.uuid4().hex[:10]}"
     env = {
@@ -526,7 +520,7 @@ def test_compose_kubelet_docker_override_runs_real_containers(images: None) -> N
     """
     command = compose_command()
     if command is None:
-        _unavailable("no `docker compose` nor `docker-compose` (apt-get install docker-compose)")
+        unavailable("no `docker compose` nor `docker-compose` (apt-get install docker-compose)")
     project = f"bosuntest{uuid.uuid4().hex[:10]}"
     env = {
         **os.environ,

@@ -13,14 +13,13 @@ skip, except in CI (CI=true), where they fail: CI must run them.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 import pytest
@@ -34,6 +33,7 @@ from bosun.common.localetcd import free_port
 from bosun.kubelet import labels as L
 from bosun.kubelet.context import WorkerSettings
 from bosun.kubelet.server import DockerKubelet, KubeletConfig
+from tests.integration.environment import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_IMAGES = ROOT / "services" / "kubelet" / "images" / "build.sh"
@@ -46,13 +46,6 @@ pytestmark = pytest.mark.timeout(120)
 KubeletFactory = Callable[..., Awaitable[DockerKubelet]]
 
 
-def _unavailable(reason: str) -> NoReturn:
-    """Skip, or fail under CI: CI is where these tests must run."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason}; .ci/run must provide it", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def images() -> Iterator[None]:
     try:
@@ -60,7 +53,7 @@ def images() -> Iterator[None]:
 
         docker.from_env(timeout=10).ping()
     except Exception as error:
-        _unavailable(f"no Docker engine answers ({error})")
+        unavailable(f"no Docker engine answers ({error})")
     result = subprocess.run(
         [str(BUILD_IMAGES), TAG], capture_output=True, text=True, timeout=300, check=False
     )

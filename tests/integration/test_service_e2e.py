@@ -23,7 +23,6 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
@@ -35,6 +34,7 @@ from bosun.common.testing import deployment, eventually
 from bosun.controllermanager.testing import WORKLOAD_CONTROLLERS, running_controllers
 from bosun.kubelet.context import WorkerSettings
 from bosun.kubelet.server import DockerKubelet, KubeletConfig
+from tests.integration.environment import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -43,12 +43,6 @@ BUSYBOX, PAUSE = f"bosun/busybox:{TAG}", f"bosun/pause:{TAG}"
 CLUSTER_DNS = "10.96.0.10"
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason}; .ci/run must provide it", pytrace=False)
-    pytest.skip(reason)
 
 
 def _run(*argv: str) -> str:
@@ -62,14 +56,14 @@ def _run(*argv: str) -> str:
 def bridge_gateway() -> str:
     """Build the busybox and pause images; the default bridge's gateway (this host, to pods)."""
     if os.geteuid() != 0 or shutil.which("iptables-legacy-restore") is None:
-        _unavailable("kube-proxy needs root and iptables-legacy (apt-get install iptables)")
+        unavailable("kube-proxy needs root and iptables-legacy (apt-get install iptables)")
     if (
         shutil.which("docker") is None
         or subprocess.run(
             ["docker", "info"], capture_output=True, timeout=30, check=False
         ).returncode
     ):
-        _unavailable("no Docker engine answers `docker info`")
+        unavailable("no Docker engine answers `docker info`")
     _run(str(ROOT / "services" / "kubelet" / "images" / "build.sh"), TAG)
     return _run("docker", "network", "inspect", "bridge", "--format",
                 "{{(index .IPAM.Config 0).Gateway}}")  # fmt: skip

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 from bosun.apiserver.allocation import ServiceRanges
@@ -14,6 +13,7 @@ from bosun.apiserver.server import ApiServer, ApiServerConfig
 from bosun.common.grpcutil import install_uvloop
 from bosun.common.logging import configure_logging
 from bosun.common.metrics import start_metrics_server
+from bosun.common.signals import stop_on_signals
 from bosun.common.tracing import add_tracing_arguments, configure_tracing_from_arguments
 
 log = logging.getLogger("bosun.apiserver")
@@ -127,10 +127,7 @@ def config_from_args(args: argparse.Namespace) -> ApiServerConfig:
 
 async def serve(args: argparse.Namespace) -> None:
     server = ApiServer(config_from_args(args))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     await server.start()
     log.info("apiserver ready", extra={"listen": args.listen, "port": server.port})
     await stop.wait()

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import socket
 import uuid
 
@@ -22,6 +21,7 @@ from bosun.common.client import Client
 from bosun.common.grpcutil import add_health_and_reflection, bind, create_server, install_uvloop
 from bosun.common.logging import configure_logging
 from bosun.common.metrics import start_metrics_server
+from bosun.common.signals import stop_on_signals
 from bosun.common.tracing import add_tracing_arguments, configure_tracing_from_arguments
 from bosun.controllermanager.context import Options
 from bosun.controllermanager.manager import (
@@ -136,10 +136,7 @@ async def serve(args: argparse.Namespace) -> None:
     port = bind(health_server, args.health_address)
     await health_server.start()
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
 
     async with Client(args.apiserver, token=token, ca_cert=ca_cert) as client:
         options = options_from_args(args)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from typing import Any
 
 from bosun.common.apiflags import add_apiserver_arguments, read_credentials
@@ -19,6 +18,7 @@ from bosun.common.healthz import HealthState, serve_health
 from bosun.common.informer import Informer
 from bosun.common.logging import configure_logging
 from bosun.common.metrics import start_metrics_server
+from bosun.common.signals import stop_on_signals
 from bosun.common.tracing import add_tracing_arguments, configure_tracing_from_arguments
 from bosun.dns.records import Resolver
 from bosun.dns.server import DnsServer
@@ -61,10 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     # Healthy once the caches are synced; from then on the informers keep themselves current
     # (and report their own connection trouble in the log).
     health = HealthState(stale_after=float("inf"), require_success=True)

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from bosun.common.healthz import HealthState, serve_health
 from bosun.common.informer import Informer
 from bosun.common.logging import configure_logging
 from bosun.common.metrics import start_metrics_server
+from bosun.common.signals import stop_on_signals
 from bosun.common.tracing import add_tracing_arguments, configure_tracing_from_arguments
 from bosun.proxy.appliers import Applier, ApplyError, IptcApplier, RestoreApplier
 from bosun.proxy.syncer import RuleSyncer, cleanup
@@ -172,10 +172,7 @@ class Proxy:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     proxy = Proxy(args, make_applier(args.backend))
     runner = asyncio.create_task(proxy.run(stop))
     await asyncio.wait([runner, asyncio.ensure_future(stop.wait())], return_when="FIRST_COMPLETED")

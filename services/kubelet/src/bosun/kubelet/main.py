@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import socket
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +14,7 @@ from bosun.common.apiflags import add_apiserver_arguments, read_credentials
 from bosun.common.grpcutil import install_uvloop
 from bosun.common.logging import configure_logging
 from bosun.common.metrics import start_metrics_server
+from bosun.common.signals import stop_on_signals
 from bosun.common.tracing import add_tracing_arguments, configure_tracing_from_arguments
 from bosun.kubelet.context import WorkerSettings
 from bosun.kubelet.nodeagent import parse_taint
@@ -201,10 +201,7 @@ def build(args: argparse.Namespace) -> Runnable:
 
 async def serve(args: argparse.Namespace) -> None:
     kubelet = build(args)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     await kubelet.start()
     await stop.wait()
     log.info("shutting down (containers keep running; the next kubelet adopts them)")

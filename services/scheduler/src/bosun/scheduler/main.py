@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import socket
 import sys
 import uuid
@@ -26,6 +25,7 @@ from bosun.common.grpcutil import add_health_and_reflection, bind, create_server
 from bosun.common.leaderelection import LeaderElector
 from bosun.common.logging import configure_logging
 from bosun.common.metrics import start_metrics_server
+from bosun.common.signals import stop_on_signals
 from bosun.common.tracing import add_tracing_arguments, configure_tracing_from_arguments
 from bosun.scheduler.config import ConfigError, SchedulerConfig, load_config
 from bosun.scheduler.registry import Handle, build_framework
@@ -98,10 +98,7 @@ class _Offline:
 async def serve(args: argparse.Namespace, config: SchedulerConfig) -> None:
     credentials = read_credentials(args)
     token, ca_cert = credentials.token, credentials.ca_cert
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
 
     health_server = create_server()
     add_health_and_reflection(health_server, [SERVICE_NAME])
