@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from bosun.api.v1 import core_pb2
-from bosun.proxy.appliers import ApplyError
+from bosun.proxy.appliers import ApplyError, TableState
 from bosun.proxy.iptables import Rule, split_rule
 from bosun.proxy.rules import JUMPS
 from bosun.proxy.syncer import RuleSyncer, cleanup
@@ -22,11 +22,9 @@ class FakeApplier:
         self.batches: list[tuple[dict[str, list[str]], dict[str, list[str]], int]] = []
         self.fail_next = False
 
-    def owned_chains(self, table: str) -> set[str]:
-        return set(self.chains[table])
-
-    def jump_comments(self, table: str, chain: str) -> list[str]:
-        return list(self.jumps.get((table, chain), []))
+    def table_state(self, table: str) -> TableState:
+        comments = {chain: list(c) for (t, chain), c in self.jumps.items() if t == table}
+        return TableState(set(self.chains[table]), comments)
 
     def apply(
         self,

@@ -19,12 +19,20 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bosun.proxy.iptables import Rule, restore_text, split_rule
 from bosun.proxy.rules import CHAIN_PREFIX
 
-__all__ = ["Applier", "ApplyError", "IptcApplier", "RestoreApplier", "iptables_command"]
+__all__ = [
+    "Applier",
+    "ApplyError",
+    "IptcApplier",
+    "RestoreApplier",
+    "TableState",
+    "iptables_command",
+]
 
 Changes = Mapping[str, Mapping[str, Sequence[Rule]]]
 Deletions = Mapping[str, Sequence[str]]
@@ -35,14 +43,19 @@ class ApplyError(RuntimeError):
     """The kernel refused a batch; nothing of it was applied."""
 
 
-class Applier(Protocol):
-    def owned_chains(self, table: str) -> set[str]:
-        """The BOSUN- chains the table holds now."""
-        ...
+@dataclass(frozen=True)
+class TableState:
+    """What a full sync needs to know of a table, read in one go."""
 
-    def jump_comments(self, table: str, chain: str) -> list[str]:
-        """The comments of the rules in a built-in chain (to find our jumps)."""
-        ...
+    # The BOSUN- chains the table holds.
+    owned: set[str]
+    # The comments of the rules of the chains it does not own (the built-in ones among them),
+    # in order: how a full sync finds the jumps it added before.
+    comments: dict[str, list[str]]
+
+
+class Applier(Protocol):
+    def table_state(self, table: str) -> TableState: ...
 
     def apply(self, changed: Changes, deleted: Deletions, jumps: Jumps) -> None: ...
 
@@ -78,18 +91,18 @@ class RestoreApplier:
             raise ApplyError(f"{self.save} -t {table}: {done.stderr.strip()}")
         return done.stdout.splitlines()
 
-    def owned_chains(self, table: str) -> set[str]:
-        return {
-            line[1:].split()[0]
-            for line in self._saved(table)
-            if line.startswith(":") and line[1:].startswith(CHAIN_PREFIX)
-        }
-
-    def jump_comments(self, table: str, chain: str) -> list[str]:
-        prefix = f"-A {chain} "
-        return [
-            _comment(shlex.split(line)) for line in self._saved(table) if line.startswith(prefix)
-        ]
+    def table_state(self, table: str) -> TableState:
+        owned: set[str] = set()
+        comments: dict[str, list[str]] = {}
+        for line in self._saved(table):
+            if line.startswith(":"):
+                chain = line[1:].split()[0]
+                if chain.startswith(CHAIN_PREFIX):
+                    owned.add(chain)
+            elif line.startswith("-A ") and not line.startswith(f"-A {CHAIN_PREFIX}"):
+                chain = line.split(maxsplit=2)[1]
+                comments.setdefault(chain, []).append(_comment(shlex.split(line)))
+        return TableState(owned, comments)
 
     def _run(self, text: str) -> None:
         done = subprocess.run(
@@ -131,12 +144,16 @@ class IptcApplier:
         table.refresh()
         return table
 
-    def owned_chains(self, table: str) -> set[str]:
-        return {c.name for c in self._table(table).chains if c.name.startswith(CHAIN_PREFIX)}
-
-    def jump_comments(self, table: str, chain: str) -> list[str]:
-        found = self._iptc.Chain(self._table(table), chain)
-        return [self._rule_comment(rule) for rule in found.rules]
+    def table_state(self, table: str) -> TableState:
+        chains = self._table(table).chains
+        return TableState(
+            owned={c.name for c in chains if c.name.startswith(CHAIN_PREFIX)},
+            comments={
+                c.name: [self._rule_comment(rule) for rule in c.rules]
+                for c in chains
+                if c.is_builtin()
+            },
+        )
 
     @staticmethod
     def _rule_comment(rule: Any) -> str:

@@ -63,10 +63,10 @@ class RuleSyncer:
         jumps: dict[str, list[tuple[str, Rule]]] = {}
         for table, chains in desired.items():
             if full:
+                state = self.applier.table_state(table)
                 changed[table] = dict(chains)
-                existing = self.applier.owned_chains(table)
-                deleted[table] = sorted(existing - set(chains))
-                jumps[table] = self._missing_jumps(table)
+                deleted[table] = sorted(state.owned - set(chains))
+                jumps[table] = _missing_jumps(table, state.comments)
             else:
                 before = (self.applied or {}).get(table, {})
                 # Unchanged ports' chains are the same list objects (see RuleBuilder): `is`
@@ -88,17 +88,14 @@ class RuleSyncer:
             seconds=time.perf_counter() - began,
         )
 
-    def _missing_jumps(self, table: str) -> list[tuple[str, Rule]]:
-        missing: list[tuple[str, Rule]] = []
-        present: dict[str, list[str]] = {}
-        for jump_table, builtin, note, rule in JUMPS:
-            if jump_table != table:
-                continue
-            if builtin not in present:
-                present[builtin] = self.applier.jump_comments(table, builtin)
-            if note not in present[builtin]:
-                missing.append((builtin, rule))
-        return missing
+
+def _missing_jumps(table: str, comments: dict[str, list[str]]) -> list[tuple[str, Rule]]:
+    """Our jumps from the table's built-in chains that are not there (found by comment)."""
+    return [
+        (builtin, rule)
+        for jump_table, builtin, note, rule in JUMPS
+        if jump_table == table and note not in comments.get(builtin, [])
+    ]
 
 
 def cleanup(applier: Applier) -> int:
@@ -108,7 +105,7 @@ def cleanup(applier: Applier) -> int:
         for jump_table, builtin, note, _ in JUMPS:
             if jump_table == table:
                 applier.remove_jumps(table, builtin, {note})
-        owned = sorted(applier.owned_chains(table))
+        owned = sorted(applier.table_state(table).owned)
         applier.apply({}, {table: owned}, {})
         removed += len(owned)
     return removed
