@@ -291,8 +291,17 @@ class DockerRuntime:
 
     async def list_images(self) -> list[ImageRecord]:
         images = await self._call(self.api.images)
+        # Docker names a dangling image (a replaced tag, a build stage) `<none>:<none>`: that
+        # is no name a pod could ask for, so it is left out (as Kubernetes' dockershim did).
         return [
-            ImageRecord(tuple(i.get("RepoTags") or ()) or (i["Id"],), int(i.get("Size", 0)))
+            ImageRecord(
+                tuple(
+                    name
+                    for name in [*(i.get("RepoTags") or ()), *(i.get("RepoDigests") or ())]
+                    if not name.startswith("<none>")
+                ),
+                int(i.get("Size", 0)),
+            )
             for i in images
         ]
 

@@ -153,7 +153,10 @@ class DockerKubelet:
         runtime_ok, message, images, version = True, "", [], ""
         try:
             version = await self.runtime.version()
-            images = [(i.names, i.size_bytes) for i in await self.runtime.list_images()]
+            # As Kubernetes (nodeStatusMaxImages): the largest 50 images that have a name; a
+            # nameless one (a dangling build layer) cannot be asked for by any pod.
+            named = [(i.names, i.size_bytes) for i in await self.runtime.list_images() if i.names]
+            images = sorted(named, key=lambda image: image[1], reverse=True)
         except Exception as error:
             runtime_ok, message = False, str(error)
         capacity = self.capacity()
